@@ -1,0 +1,1 @@
+"""Pure-Python eBPF assembler, DSL and disassembler (no syscalls, any OS)."""

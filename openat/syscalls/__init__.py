@@ -1,0 +1,1 @@
+"""ctypes bindings for bpf(), perf_event_open(), ring buffers and tracefs."""
