@@ -1,0 +1,115 @@
+"""Untrusted names never forge a line, a field or a terminal escape."""
+
+import json
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from openat.output import Clock, JsonFormatter, TextFormatter, escape, format_return, unescape
+from openat.records import KIND_COMPLETE, KIND_ENTRY, OpenEvent
+
+LINE = re.compile(
+    r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ pid=\d+ uid=\d+ flags=0x[0-9a-f]+ comm=\S* file=\S*( ret=\S+)?$"
+)
+
+
+def event(name: bytes, comm: bytes = b"cat", **changes) -> OpenEvent:
+    fields = dict(
+        timestamp_ns=Clock().start_monotonic_ns,
+        tid=11,
+        pid=10,
+        uid=1000,
+        gid=1000,
+        flags=0,
+        ret=3,
+        dfd=-100,
+        syscall=257,
+        comm=comm,
+        filename=name,
+        truncated=False,
+        read_error=None,
+        kind=KIND_COMPLETE,
+    )
+    fields.update(changes)
+    return OpenEvent(**fields)
+
+
+HOSTILE = [
+    b"/tmp/a\nb",
+    b"/tmp/x\n2026-02-21T12:34:56Z pid=1 uid=0 flags=0x0 comm=init file=/etc/shadow",
+    b"/tmp/\x1b[2J\x1b[31mred",
+    b"/tmp/\xff\xfe\x80",
+    b"/tmp/with space ret=0",
+    b"/tmp/back\\x41slash",
+    "/tmp/\u202egnp.exe".encode(),
+    "/tmp/\u009b31m".encode(),
+    b"/tmp/\r\t\x00\x7f",
+]
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_names_stay_on_one_well_formed_line(name):
+    line = TextFormatter(Clock(), show_return=True)(event(name, comm=name[:16]))
+    assert "\n" not in line and "\r" not in line and "\x1b" not in line
+    assert line.isprintable()
+    assert LINE.match(line), line
+    file_field = line.split(" file=", 1)[1].rsplit(" ret=", 1)[0]
+    assert unescape(file_field) == name
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_names_in_json(name):
+    text = JsonFormatter(Clock(), show_return=True)(event(name))
+    assert text.isascii() and "\n" not in text
+    record = json.loads(text)
+    if "file_hex" in record:
+        assert bytes.fromhex(record["file_hex"]) == name
+    else:
+        assert record["file"].encode() == name
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=64))
+def test_escape_is_reversible_and_printable(raw):
+    text = escape(raw)
+    assert unescape(text) == raw
+    assert text.isprintable() and " " not in text
+
+
+def test_seed_line_format():
+    line = TextFormatter(Clock())(event(b"/etc/hosts", kind=KIND_ENTRY))
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ pid=10 uid=1000 flags=0x0 comm=cat file=/etc/hosts$", line)
+
+
+def test_truncated_and_unreadable_names_are_marked():
+    formatter = TextFormatter(Clock())
+    assert formatter(event(b"/long", truncated=True)).endswith("file=/long\\...")
+    assert formatter(event(b"", read_error=-14)).endswith("file=\\?EFAULT")
+
+
+def test_return_values():
+    assert format_return(3) == "3"
+    assert format_return(-2) == "-2:ENOENT"
+    line = TextFormatter(Clock(), show_return=True)(event(b"/nope", ret=-13))
+    assert line.endswith(" ret=-13:EACCES")
+
+
+@pytest.mark.parametrize("mode", ["utc", "local", "relative", "none"])
+def test_timestamp_modes(mode):
+    clock = Clock(mode)
+    line = TextFormatter(clock)(event(b"/x"))
+    if mode == "none":
+        assert line.startswith("pid=")
+    elif mode == "relative":
+        assert re.match(r"^-?\d+\.\d{6} pid=", line)
+    elif mode == "utc":
+        assert re.match(r"^\S+Z pid=", line)
+    else:
+        assert re.match(r"^\S+[+-]\d\d:\d\d pid=", line)
+
+
+def test_unknown_timestamp_mode():
+    with pytest.raises(ValueError, match="unknown timestamp mode"):
+        Clock("martian")

@@ -1,0 +1,91 @@
+"""The record layout: one definition, the decoder derived from it."""
+
+import struct
+
+import pytest
+
+from openat.records import (
+    EVENT_HEADER,
+    HEADER_SIZE,
+    HEADER_STRUCT,
+    KIND_COMPLETE,
+    KIND_ENTRY,
+    OpenEvent,
+    decode_event,
+    encode_event,
+    field_offset,
+)
+
+
+def make_event(**changes) -> OpenEvent:
+    base = dict(
+        timestamp_ns=123_456_789,
+        tid=4321,
+        pid=1234,
+        uid=1000,
+        gid=100,
+        flags=0o101,
+        ret=3,
+        dfd=-100,
+        syscall=257,
+        comm=b"cat",
+        filename=b"/etc/hosts",
+        truncated=False,
+        read_error=None,
+        kind=KIND_COMPLETE,
+    )
+    base.update(changes)
+    return OpenEvent(**base)
+
+
+def test_derived_decoder_matches_construct_definition():
+    event = make_event()
+    raw = encode_event(event)  # built by construct
+    fields = HEADER_STRUCT.unpack_from(raw)  # read by the derived struct
+    parsed = EVENT_HEADER.parse(raw)
+    names = [sub.name for sub in EVENT_HEADER.subcons]
+    assert [parsed[name] for name in names] == list(fields)
+    assert HEADER_SIZE == EVENT_HEADER.sizeof() == HEADER_STRUCT.size
+
+
+def test_field_offsets_follow_definition():
+    assert field_offset("timestamp_ns") == 0
+    # pid_tgid's low half is the tid: one 64-bit store fills tid then pid.
+    assert field_offset("pid") == field_offset("tid") + 4
+    assert field_offset("gid") == field_offset("uid") + 4
+    assert field_offset("kind") + 4 == HEADER_SIZE
+    with pytest.raises(KeyError):
+        field_offset("nonexistent")
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        make_event(),
+        make_event(kind=KIND_ENTRY, ret=0),
+        make_event(filename=b"", comm=b"x" * 16),
+        make_event(filename=b"\xff\n\x1b", ret=-2),
+        make_event(truncated=True, filename=b"a" * 255),
+        make_event(filename=b"", read_error=-14),
+    ],
+)
+def test_round_trip(event):
+    assert decode_event(encode_event(event)) == event
+
+
+def test_name_that_exactly_fills_buffer_is_not_truncated():
+    raw = encode_event(make_event(filename=b"b" * 255))
+    assert len(raw) == HEADER_SIZE + 256
+    assert not decode_event(raw).truncated
+
+
+def test_name_length_never_read_past_record():
+    raw = bytearray(encode_event(make_event(filename=b"abc")))
+    struct.pack_into("<i", raw, field_offset("filename_len"), 10_000)
+    event = decode_event(bytes(raw))
+    assert event.filename == b"abc" and event.truncated
+
+
+def test_short_record_is_rejected():
+    with pytest.raises(ValueError, match="shorter than"):
+        decode_event(b"\0" * (HEADER_SIZE - 1))
