@@ -27,11 +27,19 @@ from construct import Bytes, Int32sl, Int32ul, Int64sl, Int64ul, Struct
 KIND_ENTRY = 0  # an open seen at syscall entry; no return value known
 KIND_COMPLETE = 1  # an open seen at syscall exit, with its return value
 
-# The syscall a record came from, stored so that output can say openat2.
-SYSCALL_OPEN = 2
-SYSCALL_OPENAT = 257
-SYSCALL_OPENAT2 = 437
-SYSCALL_NAMES = {SYSCALL_OPEN: "open", SYSCALL_OPENAT: "openat", SYSCALL_OPENAT2: "openat2"}
+# The syscall a record came from, as our own code rather than the
+# architecture's syscall number (openat is 257 on x86_64, 56 on arm64).
+# A kprobe or fentry on do_sys_openat2 sees all three and cannot tell them apart.
+SYSCALL_UNKNOWN = 0
+SYSCALL_OPEN = 1
+SYSCALL_OPENAT = 2
+SYSCALL_OPENAT2 = 3
+SYSCALL_NAMES = {
+    SYSCALL_UNKNOWN: "do_sys_openat2",
+    SYSCALL_OPEN: "open",
+    SYSCALL_OPENAT: "openat",
+    SYSCALL_OPENAT2: "openat2",
+}
 
 # Fields are ordered so that the u64 returned by get_current_pid_tgid() and
 # get_current_uid_gid() can be stored with one 64-bit store each: the low half

@@ -27,7 +27,7 @@ def make_event(**changes) -> OpenEvent:
         flags=0o101,
         ret=3,
         dfd=-100,
-        syscall=257,
+        syscall=2,
         comm=b"cat",
         filename=b"/etc/hosts",
         truncated=False,
