@@ -1,0 +1,198 @@
+"""bpf() commands against the running kernel."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+
+import pytest
+
+from openat.syscalls import (
+    BPF_NOEXIST,
+    BpfError,
+    MapType,
+    NotSupportedError,
+    ProgType,
+    VerifierError,
+    create_map,
+    enable_stats,
+    load_program,
+    prog_get_fd_by_id,
+    prog_ids,
+    sanitize_name,
+    test_run,
+)
+from openat.syscalls import bpf as bpf_mod
+
+from .conftest import EXIT, MOV64_REG, insn, return_imm
+
+pytestmark = pytest.mark.usefixtures("root")
+
+
+def test_attr_layouts_match_uapi_header():
+    # Offsets as compiled from linux/bpf.h with gcc (x86_64 and arm64 agree).
+    assert ctypes.sizeof(bpf_mod._MapCreateAttr) == 72
+    assert bpf_mod._MapCreateAttr.map_extra.offset == 64
+    assert bpf_mod._ProgLoadAttr.prog_name.offset == 48
+    assert bpf_mod._ProgLoadAttr.attach_btf_id.offset == 108
+    assert bpf_mod._ProgLoadAttr.core_relo_rec_size.offset == 136
+    assert bpf_mod._TestRunAttr.ctx_out.offset == 56
+    assert bpf_mod._TestRunAttr.batch_size.offset == 72
+    assert ctypes.sizeof(bpf_mod._ProgInfoStruct) == 232
+    assert bpf_mod._ProgInfoStruct.name.offset == 64
+    assert bpf_mod._ProgInfoStruct.run_time_ns.offset == 192
+    assert bpf_mod._ProgInfoStruct.attach_btf_id.offset == 224
+    assert ctypes.sizeof(bpf_mod._MapInfoStruct) == 88
+    assert ctypes.sizeof(bpf_mod._LinkInfoStruct) == 48
+
+
+def test_sanitize_name():
+    assert sanitize_name("openat-probe:v2") == b"openat_probe_v2"
+    assert sanitize_name("a" * 40) == b"a" * 15
+    assert sanitize_name("ok.name_1") == b"ok.name_1"
+
+
+def test_hash_map_roundtrip():
+    with create_map(MapType.HASH, 4, 8, 16, name="t_hash") as m:
+        assert m.lookup(1) is None
+        m.update(1, (0x1122334455667788).to_bytes(8, "little"))
+        m.update(2, 7)
+        assert m.lookup(1) == (0x1122334455667788).to_bytes(8, "little")
+        assert m.lookup(b"\x02\x00\x00\x00") == (7).to_bytes(8, "little")
+        with pytest.raises(BpfError) as exc:
+            m.update(2, 9, BPF_NOEXIST)
+        assert exc.value.errno == errno.EEXIST
+        assert sorted(m.keys()) == [(1).to_bytes(4, "little"), (2).to_bytes(4, "little")]
+        first = m.next_key()
+        second = m.next_key(first)
+        assert {first, second} == {(1).to_bytes(4, "little"), (2).to_bytes(4, "little")}
+        assert m.next_key(second) is None
+        assert m.delete(1) is True
+        assert m.delete(1) is False
+        assert list(m.keys()) == [(2).to_bytes(4, "little")]
+        with pytest.raises(ValueError):
+            m.lookup(b"\x01")
+
+
+def test_percpu_array_lookup_splits_per_cpu():
+    with create_map(MapType.PERCPU_ARRAY, 4, 8, 1, name="t_percpu") as m:
+        values = m.lookup_percpu(0)
+        assert len(values) == bpf_mod.possible_cpus()
+        assert all(v == bytes(8) for v in values)
+
+
+def test_map_info_reports_name_and_geometry():
+    with create_map(MapType.ARRAY, 4, 16, 3, name="openat-map!") as m:
+        info = m.info()
+        assert info.name == "openat_map_"
+        assert (info.type, info.key_size, info.value_size, info.max_entries) == (MapType.ARRAY, 4, 16, 3)
+        assert info.type_name == "array"
+        assert info.id > 0
+
+
+def test_map_create_errors_are_specific():
+    with pytest.raises(BpfError) as exc:
+        create_map(MapType.ARRAY, 4, 0, 1, name="bad")  # zero value size
+    assert exc.value.errno == errno.EINVAL
+    assert "BPF_MAP_CREATE" in str(exc.value) and "'bad'" in str(exc.value)
+    with pytest.raises(NotSupportedError):
+        create_map(200, 4, 4, 1, name="future")
+
+
+def test_close_is_idempotent_and_context_manager_closes():
+    m = create_map(MapType.ARRAY, 4, 4, 1, name="t_close")
+    fd = m.fileno()
+    m.close()
+    m.close()
+    assert m.closed
+    with pytest.raises(ValueError):
+        m.fileno()
+    with pytest.raises(OSError):
+        os.fstat(fd)
+
+
+def test_load_and_test_run_socket_filter():
+    with load_program(return_imm(42), ProgType.SOCKET_FILTER, name="t_ret42") as prog:
+        retval, data_out, duration = test_run(prog, data_in=bytes(range(64)), repeat=3)
+        assert retval == 42
+        # The packet comes back; the kernel clears the Ethernet header of
+        # socket-filter runs, so only the payload after it is compared.
+        assert len(data_out) == 64
+        assert data_out[14:] == bytes(range(14, 64))
+        assert duration >= 0
+        info = prog.info()
+        assert info.name == "t_ret42"
+        assert info.type == ProgType.SOCKET_FILTER
+        assert info.verified_insns == 2
+
+
+def test_test_run_raw_tracepoint_with_context():
+    # r0 = *(u64 *)(r1 + 8): returns the second context word we pass in.
+    code = insn(0x79, 0, 1, 8) + insn(EXIT)
+    with load_program(code, ProgType.RAW_TRACEPOINT, name="t_ctx") as prog:
+        ctx = (1).to_bytes(8, "little") + (0x5A5A).to_bytes(8, "little")
+        assert prog.test_run(ctx_in=ctx).retval == 0x5A5A
+
+
+def test_run_stats_counted_when_enabled():
+    with load_program(return_imm(0), ProgType.SOCKET_FILTER, name="t_stats") as prog:
+        with enable_stats():
+            test_run(prog, data_in=bytes(64), repeat=5)
+        info = prog.info()
+        assert info.run_cnt == 5
+        assert info.run_time_ns > 0
+
+
+def test_verifier_error_is_annotated_with_python_sources():
+    # r0 = r2 reads an uninitialised register: the verifier must reject it.
+    code = insn(MOV64_REG, 0, 2) + insn(EXIT)
+    sources = ["probe.py:10", "probe.py:11"]
+    with pytest.raises(VerifierError) as exc:
+        load_program(code, ProgType.SOCKET_FILTER, name="t_bad", slot_sources=sources)
+    err = exc.value
+    assert err.errno == errno.EACCES
+    assert "R2 !read_ok" in err.log
+    assert "probe.py:10: 0: (bf) r0 = r2" in err.annotated_log
+    assert "probe.py:10: 0: (bf) r0 = r2" in str(err)
+    assert str(err).splitlines()[0] == err.summary
+    assert "R2 !read_ok" in err.summary
+
+
+def test_verifier_log_buffer_grows_until_complete():
+    code = insn(MOV64_REG, 0, 2) + insn(EXIT)
+    with pytest.raises(VerifierError) as exc:
+        load_program(code, ProgType.SOCKET_FILTER, name="t_grow", log_size=128)
+    err = exc.value
+    # 128 bytes cannot hold the whole log: it only ends complete (first
+    # instruction and the final statistics both present) if the loader grew
+    # the buffer and retried.
+    assert err.log_buffer_size > 128
+    assert len(err.log) > 128
+    assert "0: (bf) r0 = r2" in err.log
+    assert "processed 1 insns" in err.log
+    assert not err.truncated
+
+
+def test_log_level_keeps_log_of_successful_load():
+    with load_program(return_imm(1), ProgType.SOCKET_FILTER, name="t_log", log_level=1) as prog:
+        assert "processed 2 insns" in prog.verifier_log
+
+
+def test_bad_code_length_rejected_before_the_kernel():
+    with pytest.raises(ValueError):
+        load_program(b"\x95" * 7, ProgType.SOCKET_FILTER, name="t_len")
+
+
+def test_prog_id_walk_finds_program_until_closed():
+    prog = load_program(return_imm(0), ProgType.SOCKET_FILTER, name="t_walk")
+    prog_id = prog.id
+    assert prog_id in set(prog_ids())
+    with prog_get_fd_by_id(prog_id) as again:
+        assert again.name == "t_walk"
+        assert again.info().id == prog_id
+    prog.close()
+    assert prog_id not in set(prog_ids())
+    with pytest.raises(BpfError) as exc:
+        prog_get_fd_by_id(prog_id)
+    assert exc.value.errno == errno.ENOENT
