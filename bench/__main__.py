@@ -208,6 +208,10 @@ class Bench:
             launch["error"] = str(exc)
             log(f"round {repeat + 1}: {name} failed: {exc}")
             run.stop()
+            if "startup_ms" not in launch:
+                # It never attached: later rounds would only repeat the failure (or its timeout).
+                self.specs[name].available = False
+                self.specs[name].reason = f"it did not start: {exc}"
         finally:
             run.cleanup()
             self.runs.append(record)
@@ -380,6 +384,8 @@ class Bench:
             "kstats_enabled_by": self.kstats_how,
             **extra,
         }
+        for name, spec in self.specs.items():  # a tracer may have failed since prepare()
+            self.tools[name].update(available=spec.available, reason=spec.reason)
         result["summary"] = report.summarize(result)
         if result["summary"].get("openat", {}).get("available"):
             result["openat_targets"] = report.verdicts(result["summary"]["openat"])

@@ -255,7 +255,7 @@ def render_markdown(result: dict[str, Any]) -> str:
         f"{machine.get('memory_gib', '?')} GiB",
         f"- kernel: {machine.get('kernel', '?')}; Python {machine.get('python', '?')}",
         f"- sizes: {sizes.get('opens', '?'):,} opens (C generator) and {sizes.get('py_opens', '?'):,} "
-        f"(Python generator) per run, {sizes.get('repeats', '?')} repeats, "
+        f"(Python generator) per run, {sizes.get('repeats', '?')} repeat(s), "
         f"{sizes.get('kstats_opens', '?'):,} opens for in-kernel cost"
         + (" — quick smoke run, not for quoting" if sizes.get("quick") else ""),
         f"- command: `{result.get('command', 'python -m bench')}`, took {result.get('elapsed_s', 0):.0f} s",
@@ -268,7 +268,7 @@ def render_markdown(result: dict[str, Any]) -> str:
     lines.append("")
 
     base = summary.get(BASELINE, {})
-    header = "| figure | no tracer | " + " | ".join(TRACER_LABELS.get(n, n) for n in names) + " | target for openat | openat |"
+    header = "| figure | no tracer | " + " | ".join(TRACER_LABELS.get(n, n) for n in names) + " | target for openat | met by openat |"
     lines += [header, "|" + "---|" * (len(names) + 4)]
     openat_verdicts = {}
     if summary.get("openat", {}).get("available"):
