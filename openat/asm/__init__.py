@@ -38,3 +38,11 @@ __all__ = [
     "R0", "R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", "R9", "R10",
     "W0", "W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9", "W10",
 ]
+
+from .text import assemble, assemble_program  # noqa: E402  (after Program, which it builds on)
+
+__all__ += ["assemble", "assemble_program"]
+
+from .sequences import read_str, ringbuf_discard, ringbuf_reserve, ringbuf_submit, zero_stack  # noqa: E402
+
+__all__ += ["read_str", "ringbuf_discard", "ringbuf_reserve", "ringbuf_submit", "zero_stack"]
