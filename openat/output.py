@@ -135,9 +135,8 @@ def format_return(ret: int) -> str:
 class TextFormatter:
     """The seed's line: ``TIME pid= uid= flags= comm= file=`` (+ ``ret=``)."""
 
-    def __init__(self, clock: Clock, *, show_return: bool = False, path_of: Optional[Callable[[OpenEvent], bytes]] = None) -> None:
+    def __init__(self, clock: Clock, *, path_of: Optional[Callable[[OpenEvent], bytes]] = None) -> None:
         self.clock = clock
-        self.show_return = show_return
         self.path_of = path_of
 
     def __call__(self, event: OpenEvent) -> str:
@@ -149,7 +148,7 @@ class TextFormatter:
             f"pid={event.pid} uid={event.uid} flags={event.flags:#x} "
             f"comm={escape(event.comm)} file={file_text}"
         )
-        if self.show_return and event.kind == KIND_COMPLETE:
+        if event.kind == KIND_COMPLETE:
             line += f" ret={format_return(event.ret)}"
         stamp = self.clock.text(event.timestamp_ns)
         return line if stamp is None else f"{stamp} {line}"
@@ -164,9 +163,8 @@ class JsonFormatter:
     its exact bytes.
     """
 
-    def __init__(self, clock: Clock, *, show_return: bool = False, path_of: Optional[Callable[[OpenEvent], bytes]] = None) -> None:
+    def __init__(self, clock: Clock, *, path_of: Optional[Callable[[OpenEvent], bytes]] = None) -> None:
         self.clock = clock
-        self.show_return = show_return
         self.path_of = path_of
 
     def __call__(self, event: OpenEvent) -> str:
@@ -191,7 +189,7 @@ class JsonFormatter:
             record["truncated"] = True
         if event.read_error is not None:
             record["read_error"] = errno_name(-event.read_error)
-        if self.show_return and event.kind == KIND_COMPLETE:
+        if event.kind == KIND_COMPLETE:
             record["ret"] = event.ret
             if event.ret < 0:
                 record["error"] = errno_name(-event.ret)

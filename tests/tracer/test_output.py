@@ -51,7 +51,7 @@ HOSTILE = [
 
 @pytest.mark.parametrize("name", HOSTILE)
 def test_hostile_names_stay_on_one_well_formed_line(name):
-    line = TextFormatter(Clock(), show_return=True)(event(name, comm=name[:16]))
+    line = TextFormatter(Clock())(event(name, comm=name[:16]))
     assert "\n" not in line and "\r" not in line and "\x1b" not in line
     assert line.isprintable()
     assert LINE.match(line), line
@@ -61,7 +61,7 @@ def test_hostile_names_stay_on_one_well_formed_line(name):
 
 @pytest.mark.parametrize("name", HOSTILE)
 def test_hostile_names_in_json(name):
-    text = JsonFormatter(Clock(), show_return=True)(event(name))
+    text = JsonFormatter(Clock())(event(name))
     assert text.isascii() and "\n" not in text
     record = json.loads(text)
     if "file_hex" in record:
@@ -85,14 +85,15 @@ def test_seed_line_format():
 
 def test_truncated_and_unreadable_names_are_marked():
     formatter = TextFormatter(Clock())
-    assert formatter(event(b"/long", truncated=True)).endswith("file=/long\\...")
-    assert formatter(event(b"", read_error=-14)).endswith("file=\\?EFAULT")
+    assert formatter(event(b"/long", truncated=True)).endswith("file=/long\\... ret=3")
+    assert formatter(event(b"", read_error=-14)).endswith("file=\\?EFAULT ret=3")
+    assert formatter(event(b"/in", kind=KIND_ENTRY)).endswith("file=/in")
 
 
 def test_return_values():
     assert format_return(3) == "3"
     assert format_return(-2) == "-2:ENOENT"
-    line = TextFormatter(Clock(), show_return=True)(event(b"/nope", ret=-13))
+    line = TextFormatter(Clock())(event(b"/nope", ret=-13))
     assert line.endswith(" ret=-13:EACCES")
 
 

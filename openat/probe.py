@@ -1,0 +1,629 @@
+"""The probe: eBPF programs, written with ``openat.asm``, that report opens.
+
+An open is seen twice. At **entry** the probe notes the arguments (dfd, the
+file name pointer, flags) in a hash keyed by thread; at **exit** it takes
+them back, adds the return value, copies the file name and sends one record.
+Reading the name at exit matters: at entry the page holding it may not be
+resident yet, and a probe cannot fault it in (``probe_read_user_str`` gives
+EFAULT); by exit the kernel has read it itself. fexit sees the arguments and
+the return value together, so it needs one program and no hash.
+
+Where each attach point finds the arguments:
+
+===========  ====================================  ==================================
+attach       entry context (r1)                    exit context
+===========  ====================================  ==================================
+kprobe       kernel ``pt_regs`` of do_sys_openat2  kretprobe: ``pt_regs``, ret in ax
+fentry       (fexit only)                          u64 args: dfd, name, how, ret
+tp_btf       u64 args of sys_enter (regs, id)      sys_exit (regs, ret), BTF loads
+raw_tp       u64 args of sys_enter (regs, id)      sys_exit (regs, ret)
+tracepoint   the syscall's trace record            sys_exit_* record, ``ret`` field
+===========  ====================================  ==================================
+
+Filters are compiled into the code, so a filtered-out open costs no record.
+Wakeups are what a ring buffer costs most, so a record is sent with
+BPF_RB_NO_WAKEUP unless the unread data passes a fill mark; the reader polls
+on a short timer for the rest.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from construct import Int32sl, Int32ul, Int64ul, Struct
+
+from .asm import R0, R1, R2, R3, R4, R6, R7, R8, R9, R10, W0, W1, W2, Program, Register
+from .records import (
+    COMM_SIZE,
+    DEFAULT_FILENAME_SIZE,
+    HEADER_SIZE,
+    KIND_COMPLETE,
+    SYSCALL_OPEN,
+    SYSCALL_OPENAT,
+    SYSCALL_OPENAT2,
+    SYSCALL_UNKNOWN,
+    field_offset,
+)
+
+# Names of the maps the programs refer to; the loader creates them.
+EVENTS_MAP = "events"  # BPF_MAP_TYPE_RINGBUF
+SCRATCH_MAP = "scratch"  # BPF_MAP_TYPE_PERCPU_ARRAY: the record being built
+LOST_MAP = "lost"  # BPF_MAP_TYPE_ARRAY: u64 count of records not sent
+INFLIGHT_MAP = "inflight"  # BPF_MAP_TYPE_HASH: pid_tgid -> INFLIGHT
+CGROUP_MAP = "cgroup"  # BPF_MAP_TYPE_CGROUP_ARRAY: the --cgroup filter's tree
+
+INFLIGHT_ENTRIES = 16384  # threads inside an open at the same time
+
+AT_FDCWD = -100
+BPF_ANY = 0
+BPF_RB_NO_WAKEUP = 1
+BPF_RB_FORCE_WAKEUP = 2
+BPF_RB_AVAIL_DATA = 0
+O_ACCMODE = 3
+
+ATTACH_MODES = ("kprobe", "fentry", "tp_btf", "raw_tp", "tracepoint")
+
+# Syscall numbers of the open family by machine; arm64 never had open(2).
+SYSCALL_NUMBERS: Dict[str, Dict[int, int]] = {
+    "x86_64": {SYSCALL_OPEN: 2, SYSCALL_OPENAT: 257, SYSCALL_OPENAT2: 437},
+    "aarch64": {SYSCALL_OPENAT: 56, SYSCALL_OPENAT2: 437},
+}
+SYSCALL_SUFFIX = {SYSCALL_OPEN: "open", SYSCALL_OPENAT: "openat", SYSCALL_OPENAT2: "openat2"}
+
+# Which syscall argument (0-based) holds what.
+_ARGUMENTS = {
+    SYSCALL_OPEN: {"filename": 0, "flags": 1},
+    SYSCALL_OPENAT: {"dfd": 0, "filename": 1, "flags": 2},
+    SYSCALL_OPENAT2: {"dfd": 0, "filename": 1, "how": 2},
+}
+
+# What entry leaves for exit, per thread.
+INFLIGHT = Struct(
+    "filename_ptr" / Int64ul,
+    "flags" / Int64ul,
+    "timestamp_ns" / Int64ul,
+    "dfd" / Int32sl,
+    "syscall" / Int32ul,
+)
+
+
+def _offset_in(struct: Struct, name: str) -> int:
+    offset = 0
+    for sub in struct.subcons:
+        if sub.name == name:
+            return offset
+        offset += sub.sizeof()
+    raise KeyError(name)
+
+
+IN_NAME_PTR = _offset_in(INFLIGHT, "filename_ptr")
+IN_FLAGS = _offset_in(INFLIGHT, "flags")
+IN_TIMESTAMP = _offset_in(INFLIGHT, "timestamp_ns")
+IN_DFD = _offset_in(INFLIGHT, "dfd")
+
+OFF_TIMESTAMP = field_offset("timestamp_ns")
+OFF_TID = field_offset("tid")
+OFF_UID = field_offset("uid")
+OFF_FLAGS = field_offset("flags")
+OFF_RET = field_offset("ret")
+OFF_DFD = field_offset("dfd")
+OFF_SYSCALL = field_offset("syscall")
+OFF_COMM = field_offset("comm")
+OFF_FILENAME_LEN = field_offset("filename_len")
+OFF_KIND = field_offset("kind")
+# dfd and syscall travel together as one 64-bit copy in both layouts.
+assert OFF_SYSCALL == OFF_DFD + 4 and _offset_in(INFLIGHT, "syscall") == IN_DFD + 4
+
+# Stack frame (offsets from r10). Each slot has one use per program.
+STACK_KEY = -8  # u64 pid_tgid: the inflight key
+STACK_INFLIGHT = -40  # INFLIGHT being built at entry (32 bytes)
+STACK_ARGS = -64  # raw_tp: argument registers copied from pt_regs (24 bytes)
+STACK_COMM = -80  # --name: this task's comm (16 bytes)
+STACK_INDEX = -84  # u32 0: index into the array maps
+STACK_BYTE = -88  # the byte after a full name buffer
+assert INFLIGHT.sizeof() == STACK_KEY - STACK_INFLIGHT
+
+# Registers kept across helper calls (r6-r9 are callee-saved).
+CTX = R6
+RECORD = R7
+NAME_PTR = R8
+
+
+@dataclass(frozen=True)
+class KernelLayout:
+    """Offsets the probe needs from the running kernel (BTF, or tables).
+
+    ``arg_offsets``: byte offsets in ``struct pt_regs`` of the first three
+    arguments (di, si, dx on x86_64); ``return_offset`` of the return value
+    (ax); ``syscall_nr_offset`` of the syscall number at exit (orig_ax).
+    """
+
+    machine: str
+    arg_offsets: Tuple[int, int, int]
+    return_offset: int
+    syscall_nr_offset: int
+    open_how_flags_offset: int = 0
+    # tracepoint name -> {field name -> offset}, from tracefs format files
+    tracepoint_fields: Dict[str, Dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def syscall_numbers(self) -> Dict[int, int]:
+        try:
+            return SYSCALL_NUMBERS[self.machine]
+        except KeyError:
+            raise ValueError(f"no syscall table for machine {self.machine!r}") from None
+
+
+# pt_regs offsets used where BTF is missing: (args, return value, syscall nr).
+FALLBACK_REGS = {
+    "x86_64": ((112, 104, 96), 80, 120),  # di si dx, ax, orig_ax
+    "aarch64": ((0, 8, 16), 0, 272),  # regs[0..2], regs[0], syscallno
+}
+
+
+def default_layout(machine: Optional[str] = None) -> KernelLayout:
+    """A layout from the built-in tables, for --dump and for tests."""
+    machine = machine or platform.machine()
+    if machine not in FALLBACK_REGS:
+        raise ValueError(f"unsupported machine {machine!r}: openat knows x86_64 and aarch64")
+    args, ret, nr = FALLBACK_REGS[machine]
+    return KernelLayout(machine=machine, arg_offsets=args, return_offset=ret, syscall_nr_offset=nr)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which opens to report; every test runs in the kernel.
+
+    ``access_modes``: O_RDONLY/O_WRONLY/O_RDWR as 0/1/2, matched against
+    ``flags & O_ACCMODE`` (a mask test cannot express O_RDONLY, which is 0).
+    ``flag_mask``: other flags, of which an open must have at least one.
+    """
+
+    pids: Tuple[int, ...] = ()
+    tids: Tuple[int, ...] = ()
+    uids: Tuple[int, ...] = ()
+    comm: Optional[bytes] = None
+    failed_only: bool = False
+    access_modes: Tuple[int, ...] = ()
+    flag_mask: int = 0
+    cgroup: bool = False  # CGROUP_MAP holds the cgroup whose tree passes
+
+    def __post_init__(self) -> None:
+        if self.comm is not None and not 0 < len(self.comm) < COMM_SIZE:
+            raise ValueError(f"a comm is 1 to {COMM_SIZE - 1} bytes, got {len(self.comm)}: {self.comm!r}")
+        for name in ("pids", "tids", "uids"):
+            for value in getattr(self, name):
+                if not 0 <= value <= 0xFFFFFFFF:
+                    raise ValueError(f"{name[:-1]} {value} is out of range 0..4294967295")
+
+    @property
+    def any(self) -> bool:
+        return bool(self.pids or self.tids or self.uids or self.comm or self.access_modes or self.flag_mask or self.cgroup)
+
+
+@dataclass(frozen=True)
+class ProbeOptions:
+    """What the user chose that changes the generated code."""
+
+    filename_size: int = DEFAULT_FILENAME_SIZE  # bytes, NUL included
+    wakeup_mark: int = 512 * 1024  # unread bytes that make a record wake the reader
+    filters: Filters = Filters()
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.filename_size <= 4096:
+            raise ValueError(f"file name size {self.filename_size} is out of range 2..4096")
+
+
+@dataclass
+class ProbeProgram:
+    """One program of the probe and where it goes.
+
+    ``kind`` is how the kernel attaches it: kprobe, kretprobe, fexit,
+    tp_btf, raw_tp or tracepoint.
+    """
+
+    name: str  # BPF object name (at most 15 characters): what bpftool shows
+    kind: str
+    target: str  # function, raw tracepoint, or "category/name" tracepoint
+    program: Program
+
+
+def scratch_value_size(options: ProbeOptions) -> int:
+    return HEADER_SIZE + options.filename_size
+
+
+# ------------------------------------------------------------ shared pieces
+
+
+def _array_slot(p: Program, map_name: str) -> None:
+    """R0 = &map[0], or leave the program."""
+    p.stw(R10, STACK_INDEX, 0)
+    p.ld_map_fd(R1, map_name)
+    p.mov(R2, R10)
+    p.add(R2, STACK_INDEX)
+    p.call("map_lookup_elem")
+    p.jeq(R0, 0, "out")
+
+
+def _count_lost(p: Program) -> None:
+    """lost[0] += 1, atomically: the ring buffer keeps no count of its own."""
+    _array_slot(p, LOST_MAP)
+    p.mov(R1, 1)
+    p.atomic_add(R0, 0, R1)
+
+
+def _finish(p: Program) -> None:
+    p.label("out")
+    p.mov(R0, 0)
+    p.exit()
+
+
+def _emit_entry_filters(p: Program, filters: Filters, flags_base: Register, flags_off: int) -> None:
+    """Leave the program (to "out") unless the current open passes every filter."""
+    if filters.pids or filters.tids:
+        p.call("get_current_pid_tgid")
+        if filters.pids:
+            p.mov(R1, R0)
+            p.rsh(R1, 32)
+            _one_of(p, R1, filters.pids, "pid_ok")
+        if filters.tids:
+            p.mov(W1, W0)  # the low half: tid
+            _one_of(p, R1, filters.tids, "tid_ok")
+    if filters.uids:
+        p.call("get_current_uid_gid")
+        p.mov(W1, W0)  # the low half: uid
+        _one_of(p, R1, filters.uids, "uid_ok")
+    if filters.cgroup:
+        p.ld_map_fd(R1, CGROUP_MAP)
+        p.mov(R2, 0)
+        p.call("current_task_under_cgroup")
+        p.jne(R0, 1, "out")
+    if filters.comm is not None:
+        p.mov(R1, R10)
+        p.add(R1, STACK_COMM)
+        p.mov(R2, COMM_SIZE)
+        p.call("get_current_comm")
+        wanted = filters.comm.ljust(COMM_SIZE, b"\0")
+        for half in (0, 8):  # comm is NUL-padded: two 64-bit compares
+            p.ldxdw(R1, R10, STACK_COMM + half)
+            p.lddw(R2, int.from_bytes(wanted[half : half + 8], "little"))
+            p.jne(R1, R2, "out")
+    if filters.access_modes or filters.flag_mask:
+        p.ldxdw(R1, flags_base, flags_off)
+        if filters.access_modes:
+            p.mov(R2, R1)
+            p.and_(R2, O_ACCMODE)
+            _one_of(p, R2, filters.access_modes, "mode_ok")
+        if filters.flag_mask:
+            p.jset(R1, filters.flag_mask, "flags_ok")
+            p.ja("out")
+            p.label("flags_ok")
+
+
+def _one_of(p: Program, register: Register, values: Sequence[int], passed: str) -> None:
+    for value in values:
+        p.jeq(register, value, passed)
+    p.ja("out")
+    p.label(passed)
+
+
+def _send(p: Program, options: ProbeOptions) -> None:
+    """Shared tail: identity fields, the file name, then ringbuf_output.
+
+    Expects RECORD with timestamp, flags, ret, dfd and syscall filled in,
+    and NAME_PTR holding the user pointer to the name.
+    """
+    size = options.filename_size
+    p.call("get_current_pid_tgid")
+    p.stxdw(RECORD, OFF_TID, R0)  # low half tid, high half pid
+    p.call("get_current_uid_gid")
+    p.stxdw(RECORD, OFF_UID, R0)  # low half uid, high half gid
+    p.mov(R1, RECORD)
+    p.add(R1, OFF_COMM)
+    p.mov(R2, COMM_SIZE)
+    p.call("get_current_comm")
+    p.stw(RECORD, OFF_KIND, KIND_COMPLETE)
+
+    p.mov(R1, RECORD)
+    p.add(R1, HEADER_SIZE)
+    p.mov(R2, size)
+    p.mov(R3, NAME_PTR)
+    p.call("probe_read_user_str")
+    p.mov(R9, R0)
+    # A full buffer means size-1 bytes or more; the next byte says which.
+    p.jne(R9, size, "length_known")
+    p.mov(R1, R10)
+    p.add(R1, STACK_BYTE)
+    p.mov(R2, 1)
+    p.mov(R3, NAME_PTR)
+    p.add(R3, size - 1)
+    p.call("probe_read_user")
+    p.ldxb(R1, R10, STACK_BYTE)
+    p.jeq(R1, 0, "length_known")
+    p.mov(R9, size + 1)  # the decoder's mark for "cut short"
+    p.label("length_known")
+    p.stxw(RECORD, OFF_FILENAME_LEN, R9)
+
+    # Bytes to send: header plus min(max(len, 0), size), proven to the verifier.
+    p.jsgt(R9, 0, "positive")
+    p.mov(R9, 0)
+    p.label("positive")
+    p.jle(R9, size, "bounded")
+    p.mov(R9, size)
+    p.label("bounded")
+    p.add(R9, HEADER_SIZE)
+
+    p.ld_map_fd(R1, EVENTS_MAP)
+    p.mov(R2, BPF_RB_AVAIL_DATA)
+    p.call("ringbuf_query")
+    p.mov(R4, BPF_RB_NO_WAKEUP)
+    p.jle(R0, options.wakeup_mark, "send")
+    p.mov(R4, BPF_RB_FORCE_WAKEUP)
+    p.label("send")
+    p.ld_map_fd(R1, EVENTS_MAP)
+    p.mov(R2, RECORD)
+    p.mov(R3, R9)
+    p.call("ringbuf_output")
+    p.jeq(R0, 0, "out")
+    _count_lost(p)
+
+
+# ------------------------------------------------------------ entry side
+
+
+def _stash_arguments(
+    p: Program, code: int, base: Register, offsets: Sequence[int], *, how_in_user_memory: bool, layout: KernelLayout
+) -> None:
+    """Copy dfd, name pointer and flags of syscall ``code`` into the stack INFLIGHT.
+
+    Argument ``i`` is the 64-bit value at ``base + offsets[i]``.
+    """
+    roles = _ARGUMENTS[code]
+    frame = STACK_INFLIGHT
+    p.ldxdw(R2, base, offsets[roles["filename"]])
+    p.stxdw(R10, frame + IN_NAME_PTR, R2)
+    if "dfd" in roles:
+        p.ldxdw(R2, base, offsets[roles["dfd"]])
+        p.stxw(R10, frame + IN_DFD, R2)
+    else:
+        p.stw(R10, frame + IN_DFD, AT_FDCWD)
+    p.stw(R10, frame + IN_DFD + 4, code)
+    if "flags" in roles:
+        p.ldxdw(R2, base, offsets[roles["flags"]])
+        p.mov(W2, W2)  # flags is an int: drop whatever the upper half holds
+        p.stxdw(R10, frame + IN_FLAGS, R2)
+    else:
+        p.ldxdw(R3, base, offsets[roles["how"]])
+        _read_how_flags(p, R10, frame + IN_FLAGS, layout, in_user_memory=how_in_user_memory)
+
+
+def _read_how_flags(p: Program, base: Register, off: int, layout: KernelLayout, *, in_user_memory: bool) -> None:
+    """*(base + off) = how->flags with ``how`` in R3 (zero if unreadable)."""
+    p.mov(R1, base)
+    p.add(R1, off)
+    p.mov(R2, 8)
+    p.add(R3, layout.open_how_flags_offset)
+    p.call("probe_read_user" if in_user_memory else "probe_read_kernel")
+
+
+def _remember(p: Program, options: ProbeOptions) -> None:
+    """Filters, then inflight[pid_tgid] = the stack INFLIGHT."""
+    _emit_entry_filters(p, options.filters, R10, STACK_INFLIGHT + IN_FLAGS)
+    p.call("ktime_get_ns")
+    p.stxdw(R10, STACK_INFLIGHT + IN_TIMESTAMP, R0)
+    p.call("get_current_pid_tgid")
+    p.stxdw(R10, STACK_KEY, R0)
+    p.ld_map_fd(R1, INFLIGHT_MAP)
+    p.mov(R2, R10)
+    p.add(R2, STACK_KEY)
+    p.mov(R3, R10)
+    p.add(R3, STACK_INFLIGHT)
+    p.mov(R4, BPF_ANY)
+    p.call("map_update_elem")
+    p.jeq(R0, 0, "out")
+    _count_lost(p)
+
+
+def _syscall_dispatch(p: Program, layout: KernelLayout, id_register: Register, prefix: str) -> None:
+    """Jump to ``prefix<code>`` for an open-family syscall number, else out."""
+    for code, number in sorted(layout.syscall_numbers.items()):
+        p.jeq(id_register, number, f"{prefix}{code}")
+    p.ja("out")
+
+
+def build_sys_enter(layout: KernelLayout, options: ProbeOptions, *, btf: bool) -> Program:
+    """Entry on the ``sys_enter`` raw tracepoint (tp_btf or raw_tp)."""
+    p = Program(isa="v3")
+    p.mov(CTX, R1)
+    p.ldxdw(R2, CTX, 8)  # args[1]: syscall number
+    _syscall_dispatch(p, layout, R2, "sys_")
+    first = min(layout.arg_offsets)
+    span = max(layout.arg_offsets) + 8 - first
+    for code in sorted(layout.syscall_numbers):
+        p.label(f"sys_{code}")
+        p.ldxdw(R3, CTX, 0)  # args[0]: struct pt_regs * of the user registers
+        if btf:
+            base, offsets = R3, layout.arg_offsets  # BTF pointer: plain loads
+        else:
+            # One read brings the three argument registers onto the stack.
+            p.mov(R1, R10)
+            p.add(R1, STACK_ARGS)
+            p.mov(R2, span)
+            p.add(R3, first)
+            p.call("probe_read_kernel")
+            base = R10
+            offsets = tuple(STACK_ARGS + offset - first for offset in layout.arg_offsets)
+        _stash_arguments(p, code, base, offsets, how_in_user_memory=True, layout=layout)
+        p.ja("remember")
+    p.label("remember")
+    _remember(p, options)
+    _finish(p)
+    return p
+
+
+def build_tracepoint_enter(layout: KernelLayout, options: ProbeOptions, code: int, fields: Dict[str, int]) -> Program:
+    """Entry on ``syscalls:sys_enter_<open|openat|openat2>``: fields at format offsets."""
+    p = Program(isa="v3")
+    p.mov(CTX, R1)
+    offsets = [0, 0, 0]
+    for role, index in _ARGUMENTS[code].items():
+        offsets[index] = fields[role]
+    _stash_arguments(p, code, CTX, offsets, how_in_user_memory=True, layout=layout)
+    _remember(p, options)
+    _finish(p)
+    return p
+
+
+def build_kprobe_enter(layout: KernelLayout, options: ProbeOptions) -> Program:
+    """kprobe on do_sys_openat2(dfd, filename, how): ctx is the kernel's pt_regs."""
+    p = Program(isa="v3")
+    p.mov(CTX, R1)
+    dfd_off, name_off, how_off = layout.arg_offsets
+    frame = STACK_INFLIGHT
+    p.ldxdw(R2, CTX, name_off)
+    p.stxdw(R10, frame + IN_NAME_PTR, R2)
+    p.ldxdw(R2, CTX, dfd_off)
+    p.stxw(R10, frame + IN_DFD, R2)
+    p.stw(R10, frame + IN_DFD + 4, SYSCALL_UNKNOWN)
+    p.ldxdw(R3, CTX, how_off)  # how is a kernel copy of the user's struct
+    _read_how_flags(p, R10, frame + IN_FLAGS, layout, in_user_memory=False)
+    _remember(p, options)
+    _finish(p)
+    return p
+
+
+# ------------------------------------------------------------ exit side
+
+
+def _complete(p: Program, options: ProbeOptions, load_return) -> None:
+    """Exit: take this thread's INFLIGHT back, add the return value, send.
+
+    ``load_return(p, register)`` emits the load of the return value.
+    """
+    _array_slot(p, SCRATCH_MAP)
+    p.mov(RECORD, R0)
+    p.call("get_current_pid_tgid")
+    p.stxdw(R10, STACK_KEY, R0)
+    p.ld_map_fd(R1, INFLIGHT_MAP)
+    p.mov(R2, R10)
+    p.add(R2, STACK_KEY)
+    p.call("map_lookup_elem")
+    p.jeq(R0, 0, "out")  # not an open we saw begin (or filtered out)
+    p.ldxdw(NAME_PTR, R0, IN_NAME_PTR)
+    p.ldxdw(R1, R0, IN_FLAGS)
+    p.stxdw(RECORD, OFF_FLAGS, R1)
+    p.ldxdw(R1, R0, IN_TIMESTAMP)
+    p.stxdw(RECORD, OFF_TIMESTAMP, R1)
+    p.ldxdw(R1, R0, IN_DFD)  # dfd and syscall in one copy
+    p.stxdw(RECORD, OFF_DFD, R1)
+    p.ld_map_fd(R1, INFLIGHT_MAP)
+    p.mov(R2, R10)
+    p.add(R2, STACK_KEY)
+    p.call("map_delete_elem")
+    load_return(p, R1)
+    p.stxdw(RECORD, OFF_RET, R1)
+    if options.filters.failed_only:
+        p.jsge(R1, 0, "out")
+    _send(p, options)
+
+
+def build_sys_exit(layout: KernelLayout, options: ProbeOptions, *, btf: bool) -> Program:
+    """Exit on ``sys_exit``: ctx args are (regs, ret)."""
+    p = Program(isa="v3")
+    p.mov(CTX, R1)
+    if btf:
+        # The syscall number is one plain load away: skip the hash for the
+        # great majority of syscalls, which are not opens.
+        p.ldxdw(R2, CTX, 0)
+        p.ldxdw(R2, R2, layout.syscall_nr_offset)
+        _syscall_dispatch(p, layout, R2, "exit_")
+        for code in sorted(layout.syscall_numbers):
+            p.label(f"exit_{code}")
+            p.ja("open_exit")
+        p.label("open_exit")
+    _complete(p, options, lambda p, register: p.ldxdw(register, CTX, 8))
+    _finish(p)
+    return p
+
+
+def build_tracepoint_exit(options: ProbeOptions, fields: Dict[str, int]) -> Program:
+    """Exit on ``syscalls:sys_exit_<open|openat|openat2>``."""
+    p = Program(isa="v3")
+    p.mov(CTX, R1)
+    _complete(p, options, lambda p, register: p.ldxdw(register, CTX, fields["ret"]))
+    _finish(p)
+    return p
+
+
+def build_kretprobe(layout: KernelLayout, options: ProbeOptions) -> Program:
+    """kretprobe on do_sys_openat2: the return value is in pt_regs' ax."""
+    p = Program(isa="v3")
+    p.mov(CTX, R1)
+    _complete(p, options, lambda p, register: p.ldxdw(register, CTX, layout.return_offset))
+    _finish(p)
+    return p
+
+
+def build_fexit(layout: KernelLayout, options: ProbeOptions) -> Program:
+    """fexit on do_sys_openat2(dfd, filename, how) -> ret: all in one context."""
+    p = Program(isa="v3")
+    p.mov(CTX, R1)
+    _array_slot(p, SCRATCH_MAP)
+    p.mov(RECORD, R0)
+    p.ldxdw(R3, CTX, 16)  # how: a BTF pointer, so a plain load reads it
+    p.ldxdw(R3, R3, layout.open_how_flags_offset)
+    p.stxdw(RECORD, OFF_FLAGS, R3)
+    _emit_entry_filters(p, options.filters, RECORD, OFF_FLAGS)
+    p.ldxdw(NAME_PTR, CTX, 8)
+    p.ldxdw(R2, CTX, 0)
+    p.stxw(RECORD, OFF_DFD, R2)
+    p.stw(RECORD, OFF_SYSCALL, SYSCALL_UNKNOWN)
+    p.ldxdw(R1, CTX, 24)
+    p.stxdw(RECORD, OFF_RET, R1)
+    if options.filters.failed_only:
+        p.jsge(R1, 0, "out")
+    p.call("ktime_get_ns")
+    p.stxdw(RECORD, OFF_TIMESTAMP, R0)
+    _send(p, options)
+    _finish(p)
+    return p
+
+
+# ------------------------------------------------------------ assembling a probe
+
+
+def build_probe(attach: str, layout: KernelLayout, options: ProbeOptions = ProbeOptions()) -> List[ProbeProgram]:
+    """The programs for ``attach`` (one of ATTACH_MODES), entry before exit."""
+    if attach == "kprobe":
+        return [
+            ProbeProgram("openat_enter", "kprobe", "do_sys_openat2", build_kprobe_enter(layout, options)),
+            ProbeProgram("openat_exit", "kretprobe", "do_sys_openat2", build_kretprobe(layout, options)),
+        ]
+    if attach == "fentry":
+        return [ProbeProgram("openat_fexit", "fexit", "do_sys_openat2", build_fexit(layout, options))]
+    if attach in ("tp_btf", "raw_tp"):
+        btf = attach == "tp_btf"
+        return [
+            ProbeProgram("openat_enter", attach, "sys_enter", build_sys_enter(layout, options, btf=btf)),
+            ProbeProgram("openat_exit", attach, "sys_exit", build_sys_exit(layout, options, btf=btf)),
+        ]
+    if attach == "tracepoint":
+        programs = []
+        for code in sorted(layout.syscall_numbers):
+            suffix = SYSCALL_SUFFIX[code]
+            enter = layout.tracepoint_fields.get(f"sys_enter_{suffix}")
+            leave = layout.tracepoint_fields.get(f"sys_exit_{suffix}")
+            if enter is None or leave is None:
+                continue  # this kernel has no such tracepoint
+            programs.append(
+                ProbeProgram(f"openat_in_{suffix}"[:15], "tracepoint", f"syscalls/sys_enter_{suffix}",
+                             build_tracepoint_enter(layout, options, code, enter))
+            )
+            programs.append(
+                ProbeProgram(f"openat_out_{suffix}"[:15], "tracepoint", f"syscalls/sys_exit_{suffix}",
+                             build_tracepoint_exit(options, leave))
+            )
+        return programs
+    raise ValueError(f"unknown attach mode {attach!r}; choose one of {', '.join(ATTACH_MODES)}")

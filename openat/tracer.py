@@ -1,0 +1,406 @@
+"""Load the probe, attach it at the best point this kernel offers, read events.
+
+``Tracer`` owns every kernel object it makes (maps, programs, links, perf
+events, tracefs kprobes) and releases all of them in ``close()``, which the
+CLI calls on exit, Ctrl-C and SIGTERM.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import platform
+import re
+import struct
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from .probe import (
+    ATTACH_MODES,
+    CGROUP_MAP,
+    EVENTS_MAP,
+    FALLBACK_REGS,
+    INFLIGHT,
+    INFLIGHT_ENTRIES,
+    INFLIGHT_MAP,
+    LOST_MAP,
+    SCRATCH_MAP,
+    KernelLayout,
+    ProbeOptions,
+    ProbeProgram,
+    build_probe,
+    scratch_value_size,
+)
+from .records import OpenEvent, decode_event
+from .syscalls import (
+    AttachType,
+    BpfError,
+    MapType,
+    NotSupportedError,
+    PermissionDeniedError,
+    ProgType,
+    VerifierError,
+    load_program,
+    map_create,
+    raw_tracepoint_open,
+)
+from .syscalls.kallsyms import find_symbol
+from .syscalls.perf import (
+    kprobe_events_available,
+    perf_event_open_kprobe,
+    perf_event_open_kprobe_legacy,
+    perf_event_open_tracepoint,
+)
+from .syscalls.ringbuf import RingBuffer
+from .syscalls.tracefs import ensure_tracefs
+
+Report = Callable[[str], None]
+
+# The function every open goes through since Linux 5.6 (do_sys_open before).
+OPEN_FUNCTIONS = ("do_sys_openat2", "do_sys_open")
+
+
+class TracerError(Exception):
+    """The tracer cannot run; the message says why, in one line."""
+
+
+@dataclass
+class Attempt:
+    """One attach point tried, and what the kernel said."""
+
+    mode: str
+    error: Optional[str] = None  # None: it worked
+
+
+# ------------------------------------------------------------ kernel discovery
+
+_FORMAT_FIELD = re.compile(r"field:[^;]*?(\w+)(?:\[\d*\])?;\s*offset:(\d+);")
+
+
+def parse_tracepoint_format(text: str) -> Dict[str, int]:
+    """Field name → offset from a tracefs ``format`` file."""
+    return {name: int(offset) for name, offset in _FORMAT_FIELD.findall(text)}
+
+
+def read_tracepoint_fields(names: Sequence[str], tracefs: Optional[str]) -> Dict[str, Dict[str, int]]:
+    """Fields of each ``syscalls/<name>`` tracepoint that exists."""
+    fields: Dict[str, Dict[str, int]] = {}
+    if tracefs is None:
+        return fields
+    for name in names:
+        try:
+            with open(os.path.join(tracefs, "events", "syscalls", name, "format")) as f:
+                fields[name] = parse_tracepoint_format(f.read())
+        except OSError:
+            continue
+    return fields
+
+
+TRACEPOINT_EVENTS = tuple(
+    f"sys_{side}_{name}" for name in ("open", "openat", "openat2") for side in ("enter", "exit")
+)
+
+
+def discover_layout(tracefs: Optional[str] = None, btf: object = None) -> KernelLayout:
+    """Register offsets for this machine: from BTF when it can be read, else tables."""
+    machine = platform.machine()
+    if machine not in FALLBACK_REGS:
+        raise TracerError(f"unsupported machine {machine!r}: openat knows x86_64 and aarch64")
+    args, ret, nr = FALLBACK_REGS[machine]
+    how_flags = 0
+    if btf is not None:
+        found = _registers_from_btf(btf, machine)
+        if found is not None:
+            args, ret, nr, how_flags = found
+    return KernelLayout(
+        machine=machine,
+        arg_offsets=tuple(args),
+        return_offset=ret,
+        syscall_nr_offset=nr,
+        open_how_flags_offset=how_flags,
+        tracepoint_fields=read_tracepoint_fields(TRACEPOINT_EVENTS, tracefs),
+    )
+
+
+def _registers_from_btf(btf: object, machine: str) -> Optional[Tuple[Tuple[int, int, int], int, int, int]]:
+    offset = btf.member_offset  # type: ignore[attr-defined]
+    try:
+        if machine == "aarch64":
+            base = offset("user_pt_regs", "regs")
+            args = (base, base + 8, base + 16)
+            ret, nr = base, offset("pt_regs", "syscallno")
+        else:
+            args = (offset("pt_regs", "di"), offset("pt_regs", "si"), offset("pt_regs", "dx"))
+            ret, nr = offset("pt_regs", "ax"), offset("pt_regs", "orig_ax")
+        return args, ret, nr, offset("open_how", "flags")
+    except (KeyError, LookupError, ValueError):
+        return None
+
+
+def open_btf() -> object:
+    """The kernel's BTF, or None when the kernel does not expose it."""
+    try:
+        from .syscalls.btf import load_vmlinux_btf
+    except ImportError:
+        return None
+    try:
+        return load_vmlinux_btf()
+    except (OSError, ValueError):
+        return None
+
+
+# ------------------------------------------------------------ the tracer
+
+
+class Tracer:
+    """The openat probe, attached and readable.
+
+    >>> with Tracer(report=print) as tracer:      # doctest: +SKIP
+    ...     tracer.start()
+    ...     tracer.poll(print, timeout_ms=100)
+    """
+
+    def __init__(
+        self,
+        attach: str = "auto",
+        options: ProbeOptions = ProbeOptions(),
+        ring_size: int = 4 << 20,
+        report: Optional[Report] = None,
+        cgroup_fd: Optional[int] = None,
+    ) -> None:
+        if attach != "auto" and attach not in ATTACH_MODES:
+            raise TracerError(f"unknown attach point {attach!r}; choose auto or one of {', '.join(ATTACH_MODES)}")
+        self.attach = attach
+        self.options = options
+        self.ring_size = ring_size
+        self.report: Report = report or (lambda message: None)
+        self.cgroup_fd = cgroup_fd  # an open cgroup v2 directory, for Filters.cgroup
+        self.mode: Optional[str] = None
+        self.attempts: List[Attempt] = []
+        self.programs: List[ProbeProgram] = []
+        self._owned: List[object] = []  # closed in reverse order
+        self._maps: Dict[str, object] = {}
+        self._ring: Optional[RingBuffer] = None
+        self._btf: object = None
+
+    # -- lifetime
+
+    def __enter__(self) -> "Tracer":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Detach and release everything (idempotent)."""
+        if self._ring is not None:
+            self._ring.close()
+            self._ring = None
+        while self._owned:
+            resource = self._owned.pop()
+            try:
+                resource.close()  # type: ignore[attr-defined]
+            except (OSError, BpfError):
+                pass  # already gone; keep releasing the rest
+        self._maps.clear()
+
+    def _own(self, resource):
+        self._owned.append(resource)
+        return resource
+
+    # -- start-up
+
+    def start(self) -> str:
+        """Create maps, then load and attach at the first point that works.
+
+        Returns the attach mode in use. Reports one line per skipped point
+        and one for the point chosen.
+        """
+        self._create_maps()
+        tracefs = _tracefs_or_none()
+        self._btf = open_btf()
+        self.layout = discover_layout(tracefs, self._btf)
+        modes = ATTACH_MODES if self.attach == "auto" else (self.attach,)
+        for mode in modes:
+            mark = len(self._owned)
+            try:
+                self._attach(mode)
+            except (NotSupportedError, PermissionDeniedError, VerifierError, TracerError) as error:
+                self._release_from(mark)
+                reason = _one_line(error)
+                self.attempts.append(Attempt(mode, reason))
+                if isinstance(error, PermissionDeniedError) and not _is_root():
+                    raise TracerError(reason) from None
+                if self.attach != "auto":
+                    raise TracerError(f"cannot attach via {mode}: {reason}") from None
+                self.report(f"skipped {mode}: {reason}")
+                continue
+            except BaseException:
+                self._release_from(mark)
+                raise
+            self.mode = mode
+            self.attempts.append(Attempt(mode))
+            targets = ", ".join(program.target for program in self.programs)
+            self.report(f"tracing opens via {mode} ({targets})")
+            self._ring = RingBuffer(self._maps[EVENTS_MAP])
+            return mode
+        raise TracerError("no attach point works on this kernel: " + "; ".join(f"{a.mode}: {a.error}" for a in self.attempts))
+
+    def _release_from(self, mark: int) -> None:
+        while len(self._owned) > mark:
+            try:
+                self._owned.pop().close()  # type: ignore[attr-defined]
+            except (OSError, BpfError):
+                pass
+        self.programs = []
+
+    def _create_maps(self) -> None:
+        ring = map_create(MapType.RINGBUF, 0, 0, self.ring_size, name="openat_events")
+        scratch = map_create(
+            MapType.PERCPU_ARRAY, 4, scratch_value_size(self.options), 1, name="openat_scratch"
+        )
+        lost = map_create(MapType.ARRAY, 4, 8, 1, name="openat_lost")
+        inflight = map_create(MapType.HASH, 8, INFLIGHT.sizeof(), INFLIGHT_ENTRIES, name="openat_inflight")
+        maps = [(EVENTS_MAP, ring), (SCRATCH_MAP, scratch), (LOST_MAP, lost), (INFLIGHT_MAP, inflight)]
+        if self.cgroup_fd is not None:
+            cgroups = map_create(MapType.CGROUP_ARRAY, 4, 4, 1, name="openat_cgroup")
+            maps.append((CGROUP_MAP, cgroups))
+        for name, map_fd in maps:
+            self._maps[name] = self._own(map_fd)
+        if self.cgroup_fd is not None:
+            cgroups.update(0, self.cgroup_fd)
+
+    def map_fds(self) -> Dict[str, int]:
+        return {name: map_fd.fileno() for name, map_fd in self._maps.items()}  # type: ignore[attr-defined]
+
+    def _attach(self, mode: str) -> None:
+        programs = build_probe(mode, self.layout, self.options)
+        if not programs:
+            raise TracerError(f"{mode}: this kernel has none of the open syscall tracepoints")
+        fds = self.map_fds()
+        function = self._open_function() if mode in ("kprobe", "fentry") else None
+        for probe in programs:
+            if function is not None:
+                probe.target = function
+            self._load_and_attach(probe, probe.program.encode(fds))
+            self.programs.append(probe)
+
+    def _load_and_attach(self, probe: ProbeProgram, code: bytes) -> None:
+        load = dict(name=probe.name, slot_sources=probe.program.slot_sources())
+        kind, target = probe.kind, probe.target
+        if kind in ("kprobe", "kretprobe"):
+            event = self._own(self._kprobe_event(target, retprobe=kind == "kretprobe"))
+            prog = self._own(load_program(code, ProgType.KPROBE, **load))
+            event.attach_bpf(prog)
+        elif kind == "fexit":
+            btf_id = self._btf_id(target, "func")
+            prog = self._own(
+                load_program(code, ProgType.TRACING, expected_attach_type=AttachType.TRACE_FEXIT, attach_btf_id=btf_id, **load)
+            )
+            self._own(raw_tracepoint_open(prog, None))
+        elif kind == "tp_btf":
+            btf_id = self._btf_id(f"btf_trace_{target}", "typedef")
+            prog = self._own(
+                load_program(code, ProgType.TRACING, expected_attach_type=AttachType.TRACE_RAW_TP, attach_btf_id=btf_id, **load)
+            )
+            self._own(raw_tracepoint_open(prog, None))
+        elif kind == "raw_tp":
+            prog = self._own(load_program(code, ProgType.RAW_TRACEPOINT, **load))
+            self._own(raw_tracepoint_open(prog, target))
+        elif kind == "tracepoint":
+            category, name = target.split("/")
+            event = self._own(perf_event_open_tracepoint(category, name))
+            prog = self._own(load_program(code, ProgType.TRACEPOINT, **load))
+            event.attach_bpf(prog)
+        else:
+            raise TracerError(f"unknown program kind {kind!r}")
+
+    def _open_function(self) -> str:
+        """do_sys_openat2 (or do_sys_open), as kallsyms spells it here."""
+        for name in OPEN_FUNCTIONS:
+            symbol = find_symbol(name)
+            if symbol is not None:
+                return symbol.name
+        raise NotSupportedError(errno.ENOENT, "kallsyms", f"none of {', '.join(OPEN_FUNCTIONS)} in /proc/kallsyms")
+
+    def _kprobe_event(self, symbol: str, retprobe: bool):
+        try:
+            return perf_event_open_kprobe(symbol, retprobe=retprobe)
+        except NotSupportedError as pmu_error:
+            if not kprobe_events_available():
+                raise NotSupportedError(
+                    pmu_error.errno, "kprobe", f"{pmu_error}; no tracefs kprobe_events either"
+                ) from None
+            self.report(f"kprobe PMU unusable ({_one_line(pmu_error)}); using tracefs kprobe_events")
+            return perf_event_open_kprobe_legacy(symbol, retprobe=retprobe)
+
+    def _btf_id(self, name: str, kind: str) -> int:
+        if self._btf is None:
+            raise NotSupportedError(errno.ENOENT, "BTF", "the kernel exposes no BTF (/sys/kernel/btf/vmlinux)")
+        try:
+            return self._btf.find_id(name, kind)  # type: ignore[attr-defined]
+        except KeyError:
+            raise NotSupportedError(errno.ENOENT, "BTF", f"no BTF {kind} {name!r} in vmlinux") from None
+
+    # -- running
+
+    def poll(self, on_event: Callable[[OpenEvent], None], timeout_ms: int = 100) -> int:
+        """Wait up to ``timeout_ms`` for events; decode and hand each to ``on_event``."""
+        if self._ring is None:
+            raise TracerError("the tracer is not started")
+        return self._ring.poll(timeout_ms, lambda record: on_event(decode_event(record)))
+
+    def lost_events(self) -> int:
+        """Records the probe could not send because the ring buffer was full."""
+        lost = self._maps.get(LOST_MAP)
+        if lost is None:
+            return 0
+        try:
+            value = lost.lookup(0)  # type: ignore[attr-defined]
+        except BpfError:
+            return 0
+        return struct.unpack("<Q", value)[0] if value else 0
+
+
+def _one_line(error: BaseException) -> str:
+    if isinstance(error, VerifierError):
+        return error.summary
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _tracefs_or_none() -> Optional[str]:
+    try:
+        return ensure_tracefs()
+    except (OSError, BpfError):
+        return None
+
+
+# ------------------------------------------------------------ --dump
+
+
+def dump_probe(attach: str, options: ProbeOptions) -> str:
+    """Annotated disassembly of the probe for ``attach`` (all modes for auto).
+
+    Needs no privileges: offsets come from BTF and tracefs when readable,
+    else from the built-in tables.
+    """
+    layout = discover_layout(_readable_tracefs(), open_btf())
+    modes = ATTACH_MODES if attach == "auto" else (attach,)
+    out: List[str] = []
+    for mode in modes:
+        for probe in build_probe(mode, layout, options):
+            out.append(f"; ---- {mode}: {probe.name}, {probe.kind} on {probe.target} "
+                       f"({len(probe.program.instructions)} instructions)")
+            out.append(probe.program.listing())
+    return "\n".join(out) + "\n"
+
+
+def _readable_tracefs() -> Optional[str]:
+    for path in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"):
+        if os.path.isdir(os.path.join(path, "events", "syscalls")):
+            return path
+    return None
