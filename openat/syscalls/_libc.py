@@ -38,7 +38,17 @@ try:
 except KeyError:  # pragma: no cover - only reached on unsupported machines
     NR_BPF = NR_PERF_EVENT_OPEN = -1
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+def _load_libc() -> ctypes.CDLL:
+    # find_library() runs ldconfig in a subprocess (tens of ms): try the
+    # glibc soname first and only search when that fails (musl, ...).
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+
+
+_libc = _load_libc()
 
 _syscall = _libc.syscall
 _syscall.restype = ctypes.c_long  # argtypes stay unset: syscall() is variadic

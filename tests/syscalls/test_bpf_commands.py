@@ -25,7 +25,9 @@ from openat.syscalls import (
 )
 from openat.syscalls import bpf as bpf_mod
 
-from .conftest import EXIT, MOV64_REG, insn, return_imm
+from openat.asm import R0, R1, Program
+
+from .programs import return_imm, uninitialised_read
 
 pytestmark = pytest.mark.usefixtures("root")
 
@@ -113,7 +115,7 @@ def test_close_is_idempotent_and_context_manager_closes():
 
 
 def test_load_and_test_run_socket_filter():
-    with load_program(return_imm(42), ProgType.SOCKET_FILTER, name="t_ret42") as prog:
+    with load_program(return_imm(42).encode(), ProgType.SOCKET_FILTER, name="t_ret42") as prog:
         retval, data_out, duration = test_run(prog, data_in=bytes(range(64)), repeat=3)
         assert retval == 42
         # The packet comes back; the kernel clears the Ethernet header of
@@ -128,15 +130,16 @@ def test_load_and_test_run_socket_filter():
 
 
 def test_test_run_raw_tracepoint_with_context():
-    # r0 = *(u64 *)(r1 + 8): returns the second context word we pass in.
-    code = insn(0x79, 0, 1, 8) + insn(EXIT)
-    with load_program(code, ProgType.RAW_TRACEPOINT, name="t_ctx") as prog:
+    p = Program()
+    p.ldxdw(R0, R1, 8)  # returns the second context word we pass in
+    p.exit()
+    with load_program(p.encode(), ProgType.RAW_TRACEPOINT, name="t_ctx") as prog:
         ctx = (1).to_bytes(8, "little") + (0x5A5A).to_bytes(8, "little")
         assert prog.test_run(ctx_in=ctx).retval == 0x5A5A
 
 
 def test_run_stats_counted_when_enabled():
-    with load_program(return_imm(0), ProgType.SOCKET_FILTER, name="t_stats") as prog:
+    with load_program(return_imm(0).encode(), ProgType.SOCKET_FILTER, name="t_stats") as prog:
         with enable_stats():
             test_run(prog, data_in=bytes(64), repeat=5)
         info = prog.info()
@@ -145,24 +148,23 @@ def test_run_stats_counted_when_enabled():
 
 
 def test_verifier_error_is_annotated_with_python_sources():
-    # r0 = r2 reads an uninitialised register: the verifier must reject it.
-    code = insn(MOV64_REG, 0, 2) + insn(EXIT)
-    sources = ["probe.py:10", "probe.py:11"]
+    program = uninitialised_read()
+    sources = program.slot_sources()
+    assert sources[0].startswith("programs.py:")  # the DSL line that emitted r0 = r2
     with pytest.raises(VerifierError) as exc:
-        load_program(code, ProgType.SOCKET_FILTER, name="t_bad", slot_sources=sources)
+        load_program(program.encode(), ProgType.SOCKET_FILTER, name="t_bad", slot_sources=sources)
     err = exc.value
     assert err.errno == errno.EACCES
     assert "R2 !read_ok" in err.log
-    assert "probe.py:10: 0: (bf) r0 = r2" in err.annotated_log
-    assert "probe.py:10: 0: (bf) r0 = r2" in str(err)
+    assert f"{sources[0]}: 0: (bf) r0 = r2" in err.annotated_log
+    assert f"{sources[0]}: 0: (bf) r0 = r2" in str(err)
     assert str(err).splitlines()[0] == err.summary
     assert "R2 !read_ok" in err.summary
 
 
 def test_verifier_log_buffer_grows_until_complete():
-    code = insn(MOV64_REG, 0, 2) + insn(EXIT)
     with pytest.raises(VerifierError) as exc:
-        load_program(code, ProgType.SOCKET_FILTER, name="t_grow", log_size=128)
+        load_program(uninitialised_read().encode(), ProgType.SOCKET_FILTER, name="t_grow", log_size=128)
     err = exc.value
     # 128 bytes cannot hold the whole log: it only ends complete (first
     # instruction and the final statistics both present) if the loader grew
@@ -175,7 +177,7 @@ def test_verifier_log_buffer_grows_until_complete():
 
 
 def test_log_level_keeps_log_of_successful_load():
-    with load_program(return_imm(1), ProgType.SOCKET_FILTER, name="t_log", log_level=1) as prog:
+    with load_program(return_imm(1).encode(), ProgType.SOCKET_FILTER, name="t_log", log_level=1) as prog:
         assert "processed 2 insns" in prog.verifier_log
 
 
@@ -185,7 +187,7 @@ def test_bad_code_length_rejected_before_the_kernel():
 
 
 def test_prog_id_walk_finds_program_until_closed():
-    prog = load_program(return_imm(0), ProgType.SOCKET_FILTER, name="t_walk")
+    prog = load_program(return_imm(0).encode(), ProgType.SOCKET_FILTER, name="t_walk")
     prog_id = prog.id
     assert prog_id in set(prog_ids())
     with prog_get_fd_by_id(prog_id) as again:

@@ -1,0 +1,544 @@
+"""A lazy, pure-Python reader of kernel BTF (/sys/kernel/btf/vmlinux).
+
+The vmlinux BTF holds ~130,000 types in ~5 MB. Decoding all of them into
+objects would take seconds and tens of MB, so:
+
+- the header and single type records are ``construct`` Structs (the format's
+  one definition, used to decode the few types a caller asks about);
+- on first need, one tight pass over the type section records where each
+  type starts and its name offset (two ``array('I')``, ~1 MB): type id →
+  record;
+- a name is found by locating its string in the string section with
+  ``bytes.find``, then that string offset among the packed name offsets with
+  another ``bytes.find``; the hit's position is the type id. No dictionary
+  of 130k names is ever built.
+
+Only native-endian BTF is read (sysfs BTF always is).
+"""
+
+from __future__ import annotations
+
+import functools
+import struct
+from array import array
+from dataclasses import dataclass
+from enum import IntEnum
+
+import construct as cs
+
+from ._libc import ARCH
+from .errors import NotSupportedError
+
+__all__ = [
+    "BTF_MAGIC",
+    "Btf",
+    "BtfError",
+    "BtfHeader",
+    "BtfKind",
+    "BtfMember",
+    "BtfParam",
+    "BtfType",
+    "BtfTypeRecord",
+    "PT_REGS_FALLBACK",
+    "function_arg_offsets",
+    "pt_regs_offsets",
+    "return_value_offset",
+    "syscall_arg_offsets",
+    "vmlinux_btf",
+]
+
+VMLINUX_BTF = "/sys/kernel/btf/vmlinux"
+BTF_MAGIC = 0xEB9F
+
+
+class BtfKind(IntEnum):
+    """BTF_KIND_* from linux/btf.h."""
+
+    UNKN = 0
+    INT = 1
+    PTR = 2
+    ARRAY = 3
+    STRUCT = 4
+    UNION = 5
+    ENUM = 6
+    FWD = 7
+    TYPEDEF = 8
+    VOLATILE = 9
+    CONST = 10
+    RESTRICT = 11
+    FUNC = 12
+    FUNC_PROTO = 13
+    VAR = 14
+    DATASEC = 15
+    FLOAT = 16
+    DECL_TAG = 17
+    TYPE_TAG = 18
+    ENUM64 = 19
+
+
+class BtfError(LookupError):
+    """A name or type is not in the BTF, or the BTF is malformed."""
+
+
+# --- the format, defined once with construct ----------------------------------
+
+_u16, _u32, _s32 = cs.Int16un, cs.Int32un, cs.Int32sn
+
+BtfHeader = cs.Struct(
+    "magic" / cs.Const(BTF_MAGIC, _u16),
+    "version" / cs.Int8un,
+    "flags" / cs.Int8un,
+    "hdr_len" / _u32,
+    "type_off" / _u32,  # relative to the end of the header
+    "type_len" / _u32,
+    "str_off" / _u32,
+    "str_len" / _u32,
+)
+
+BtfMember = cs.Struct("name_off" / _u32, "type" / _u32, "offset" / _u32)
+BtfParam = cs.Struct("name_off" / _u32, "type" / _u32)
+BtfEnumValue = cs.Struct("name_off" / _u32, "val" / _s32)
+BtfEnum64Value = cs.Struct("name_off" / _u32, "val_lo32" / _u32, "val_hi32" / _u32)
+BtfArrayInfo = cs.Struct("type" / _u32, "index_type" / _u32, "nelems" / _u32)
+BtfVarSecinfo = cs.Struct("type" / _u32, "offset" / _u32, "size" / _u32)
+
+BtfTypeRecord = cs.Struct(
+    "name_off" / _u32,
+    "info" / _u32,
+    "kind" / cs.Computed(lambda ctx: (ctx.info >> 24) & 0x1F),
+    "vlen" / cs.Computed(lambda ctx: ctx.info & 0xFFFF),
+    "kind_flag" / cs.Computed(lambda ctx: bool(ctx.info >> 31)),
+    "size_or_type" / _u32,  # size for INT/STRUCT/UNION/ENUM/DATASEC/FLOAT, else a type id
+    "extra"
+    / cs.Switch(
+        cs.this.kind,
+        {
+            BtfKind.INT: _u32,  # encoding << 24 | bit offset << 16 | bits
+            BtfKind.ARRAY: BtfArrayInfo,
+            BtfKind.STRUCT: cs.Array(cs.this.vlen, BtfMember),
+            BtfKind.UNION: cs.Array(cs.this.vlen, BtfMember),
+            BtfKind.ENUM: cs.Array(cs.this.vlen, BtfEnumValue),
+            BtfKind.FUNC_PROTO: cs.Array(cs.this.vlen, BtfParam),
+            BtfKind.VAR: _u32,  # linkage
+            BtfKind.DATASEC: cs.Array(cs.this.vlen, BtfVarSecinfo),
+            BtfKind.DECL_TAG: _s32,  # component index
+            BtfKind.ENUM64: cs.Array(cs.this.vlen, BtfEnum64Value),
+        },
+        default=cs.Pass,
+    ),
+)
+
+# Record sizes in 4-byte words, derived from the Structs above for the fast
+# walk: (fixed words including the 12-byte common part, words per vlen item).
+_WORDS_FIXED = [3] * 32
+_WORDS_PER_ITEM = [0] * 32
+for _kind, _fixed, _item in (
+    (BtfKind.INT, _u32.sizeof(), 0),
+    (BtfKind.ARRAY, BtfArrayInfo.sizeof(), 0),
+    (BtfKind.STRUCT, 0, BtfMember.sizeof()),
+    (BtfKind.UNION, 0, BtfMember.sizeof()),
+    (BtfKind.ENUM, 0, BtfEnumValue.sizeof()),
+    (BtfKind.FUNC_PROTO, 0, BtfParam.sizeof()),
+    (BtfKind.VAR, _u32.sizeof(), 0),
+    (BtfKind.DATASEC, 0, BtfVarSecinfo.sizeof()),
+    (BtfKind.DECL_TAG, _s32.sizeof(), 0),
+    (BtfKind.ENUM64, 0, BtfEnum64Value.sizeof()),
+):
+    _WORDS_FIXED[_kind] = 3 + _fixed // 4
+    _WORDS_PER_ITEM[_kind] = _item // 4
+
+_MODIFIERS = (BtfKind.TYPEDEF, BtfKind.VOLATILE, BtfKind.CONST, BtfKind.RESTRICT, BtfKind.TYPE_TAG)
+
+
+# --- decoded views --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Member:
+    """A struct/union member; ``bit_offset`` from the start of its parent."""
+
+    name: str
+    type_id: int
+    bit_offset: int
+    bitfield_size: int = 0
+
+    @property
+    def byte_offset(self) -> int:
+        return self.bit_offset // 8
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type_id: int
+
+
+@dataclass(frozen=True)
+class BtfType:
+    """One decoded type. ``size`` for sized kinds, ``type_id`` for referencing ones."""
+
+    id: int
+    kind: BtfKind
+    name: str
+    size: int | None = None
+    type_id: int | None = None
+    members: tuple[Member, ...] = ()
+    params: tuple[Param, ...] = ()
+    nelems: int | None = None  # ARRAY
+    linkage: int | None = None  # FUNC (in vlen) / VAR
+
+
+_SIZED = (BtfKind.INT, BtfKind.STRUCT, BtfKind.UNION, BtfKind.ENUM, BtfKind.ENUM64, BtfKind.DATASEC, BtfKind.FLOAT)
+
+
+class Btf:
+    """Kernel BTF, indexed lazily. Type ids start at 1 (0 is void)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = bytes(data)
+        if len(self.data) < 24:
+            raise BtfError("BTF blob too short")
+        if struct.unpack_from("=H", self.data, 0)[0] != BTF_MAGIC:
+            raise BtfError("not native-endian BTF (bad magic)")
+        self.header = BtfHeader.parse(self.data)
+        base = self.header.hdr_len
+        self._types_start = base + self.header.type_off
+        self._types_end = self._types_start + self.header.type_len
+        self._strings_start = base + self.header.str_off
+        self._strings_end = self._strings_start + self.header.str_len
+        if self._types_end > len(self.data) or self._strings_end > len(self.data) or self._types_start % 4:
+            raise BtfError("BTF sections out of bounds or misaligned")
+        self._offsets: array | None = None  # word offset of type id i+1 at index i
+        self._words: memoryview | None = None
+        self._names = b""  # u32 name_off of type id i+1 at bytes 4*i
+        self._found: dict[tuple[str, BtfKind | None], list[int]] = {}
+
+    @classmethod
+    def load(cls, path: str = VMLINUX_BTF) -> "Btf":
+        """Read a BTF file (raises NotSupportedError when the kernel exposes none)."""
+        try:
+            with open(path, "rb") as f:
+                return cls(f.read())
+        except FileNotFoundError:
+            raise NotSupportedError(2, "btf", f"{path} missing: kernel built without CONFIG_DEBUG_INFO_BTF") from None
+
+    # --- index ---------------------------------------------------------------
+
+    def _index(self) -> tuple[array, memoryview]:
+        if self._offsets is None:
+            words = memoryview(self.data)[self._types_start : self._types_end].cast("I")
+            offsets, names = array("I"), array("I")
+            append_offset, append_name = offsets.append, names.append
+            # Hot loop over every type (~130k): per-info step sizes are cached
+            # in a dict since only a few hundred distinct info words occur.
+            steps: dict[int, int] = {}
+            get = steps.get
+            fixed, per_item = _WORDS_FIXED, _WORDS_PER_ITEM
+            total = len(words)
+            i = 0
+            while i < total:
+                append_offset(i)
+                append_name(words[i])
+                info = words[i + 1]
+                step = get(info)
+                if step is None:
+                    kind = (info >> 24) & 0x1F
+                    step = steps[info] = fixed[kind] + per_item[kind] * (info & 0xFFFF)
+                i += step
+            if i != total:
+                raise BtfError("type section does not end on a record boundary")
+            # name_off of every type as raw bytes: finding a name's types is
+            # then one C-speed bytes.find per occurrence.
+            self._names = names.tobytes()
+            self._offsets, self._words = offsets, words
+        return self._offsets, self._words
+
+    def __len__(self) -> int:
+        """Number of types (not counting void)."""
+        return len(self._index()[0])
+
+    def _record_offset(self, type_id: int) -> int:
+        offsets, _ = self._index()
+        if not 1 <= type_id <= len(offsets):
+            raise BtfError(f"type id {type_id} out of range 1..{len(offsets)}")
+        return offsets[type_id - 1]
+
+    def string(self, offset: int) -> str:
+        """The NUL-terminated string at ``offset`` in the string section."""
+        start = self._strings_start + offset
+        if not self._strings_start <= start < self._strings_end:
+            raise BtfError(f"string offset {offset} out of range")
+        end = self.data.index(b"\0", start, self._strings_end)
+        return self.data[start:end].decode(errors="replace")
+
+    def _string_offsets(self, name: str) -> list[int]:
+        needle = b"\0" + name.encode() + b"\0"
+        found = []
+        pos = self.data.find(needle, self._strings_start, self._strings_end)
+        while pos >= 0:
+            found.append(pos + 1 - self._strings_start)
+            pos = self.data.find(needle, pos + 1, self._strings_end)
+        return found
+
+    def _ids_with_name_off(self, name_off: int) -> list[int]:
+        self._index()
+        names = self._names
+        needle = struct.pack("=I", name_off)
+        ids = []
+        pos = names.find(needle)
+        while pos >= 0:
+            if pos % 4 == 0:
+                ids.append(pos // 4 + 1)
+            pos = names.find(needle, pos + 1)
+        return ids
+
+    # --- lookups ---------------------------------------------------------------
+
+    def find_all(self, name: str, kind: BtfKind | None = None) -> list[int]:
+        """Ids of every type called ``name`` (of ``kind``, if given)."""
+        key = (name, kind)
+        if key not in self._found:
+            ids = []
+            for name_off in self._string_offsets(name):
+                ids.extend(self._ids_with_name_off(name_off))
+            ids.sort()
+            if kind is not None:
+                ids = [i for i in ids if self.kind(i) == kind]
+            self._found[key] = ids
+        return list(self._found[key])
+
+    def find(self, name: str, kind: BtfKind | None = None) -> int:
+        """The id of the type ``name`` (of ``kind``); BtfError when absent.
+
+        Without ``kind``, a struct/union/typedef/func wins over a forward
+        declaration or another kind sharing the name.
+        """
+        ids = self.find_all(name, kind)
+        if not ids:
+            what = f"{kind.name.lower()} " if kind is not None else ""
+            raise BtfError(f"no BTF {what}type named {name!r}")
+        if kind is None and len(ids) > 1:
+            ids.sort(key=lambda i: self.kind(i) in (BtfKind.FWD, BtfKind.DECL_TAG, BtfKind.VAR))
+        return ids[0]
+
+    def func_id(self, name: str) -> int:
+        """The BTF id of kernel function ``name`` (what fentry/fexit attach to)."""
+        return self.find(name, BtfKind.FUNC)
+
+    def kind(self, type_id: int) -> BtfKind:
+        _, words = self._index()
+        return BtfKind((words[self._record_offset(type_id) + 1] >> 24) & 0x1F)
+
+    def name_of(self, type_id: int) -> str:
+        _, words = self._index()
+        return self.string(words[self._record_offset(type_id)])
+
+    def raw_type(self, type_id: int):
+        """The construct-parsed record of ``type_id``."""
+        offsets, words = self._index()
+        first = self._record_offset(type_id)
+        last = offsets[type_id] if type_id < len(offsets) else len(words)
+        return BtfTypeRecord.parse(self.data[self._types_start + 4 * first : self._types_start + 4 * last])
+
+    def type(self, type_id: int) -> BtfType:
+        """Decode one type (names resolved)."""
+        record = self.raw_type(type_id)
+        kind = BtfKind(record.kind)
+        fields = dict(id=type_id, kind=kind, name=self.string(record.name_off))
+        if kind in _SIZED:
+            fields["size"] = record.size_or_type
+        else:
+            fields["type_id"] = record.size_or_type
+        if kind in (BtfKind.STRUCT, BtfKind.UNION):
+            members = []
+            for m in record.extra:
+                if record.kind_flag:
+                    members.append(Member(self.string(m.name_off), m.type, m.offset & 0xFFFFFF, m.offset >> 24))
+                else:
+                    members.append(Member(self.string(m.name_off), m.type, m.offset))
+            fields["members"] = tuple(members)
+        elif kind == BtfKind.FUNC_PROTO:
+            fields["params"] = tuple(Param(self.string(p.name_off), p.type) for p in record.extra)
+        elif kind == BtfKind.ARRAY:
+            fields["type_id"] = record.extra.type
+            fields["nelems"] = record.extra.nelems
+        elif kind == BtfKind.FUNC:
+            fields["linkage"] = record.vlen
+        elif kind == BtfKind.VAR:
+            fields["linkage"] = record.extra
+        return BtfType(**fields)
+
+    def resolve(self, type_id: int) -> int:
+        """Follow typedef/const/volatile/restrict/type_tag to the underlying type id."""
+        seen = 0
+        while type_id and self.kind(type_id) in _MODIFIERS:
+            type_id = self.type(type_id).type_id or 0
+            seen += 1
+            if seen > 64:
+                raise BtfError(f"modifier loop at type id {type_id}")
+        return type_id
+
+    def size_of(self, type_id: int) -> int:
+        """sizeof() of a type, through modifiers; pointers are 8 bytes (64-bit kernels)."""
+        t = self.type(self.resolve(type_id))
+        if t.kind == BtfKind.PTR:
+            return 8
+        if t.kind == BtfKind.ARRAY:
+            return (t.nelems or 0) * self.size_of(t.type_id or 0)
+        if t.size is None:
+            raise BtfError(f"type {t.name or t.id} ({t.kind.name}) has no size")
+        return t.size
+
+    def _struct(self, struct: str | int) -> BtfType:
+        if isinstance(struct, str):
+            candidates = self.find_all(struct, BtfKind.STRUCT) + self.find_all(struct, BtfKind.UNION)
+            if not candidates:
+                typedefs = self.find_all(struct, BtfKind.TYPEDEF)
+                candidates = [self.resolve(t) for t in typedefs]
+            if not candidates:
+                raise BtfError(f"no BTF struct/union named {struct!r}")
+            type_id = candidates[0]
+        else:
+            type_id = self.resolve(struct)
+        t = self.type(type_id)
+        if t.kind not in (BtfKind.STRUCT, BtfKind.UNION):
+            raise BtfError(f"type {t.name or t.id} is a {t.kind.name.lower()}, not a struct or union")
+        return t
+
+    def _find_member(self, parent: BtfType, name: str, base_bits: int) -> tuple[Member, int] | None:
+        for member in parent.members:
+            if member.name == name:
+                return member, base_bits + member.bit_offset
+        # C11 anonymous struct/union members: their fields belong to the parent
+        # (x86 pt_regs wraps cs/ss in unions since 6.9, for FRED).
+        for member in parent.members:
+            if not member.name:
+                inner = self.type(self.resolve(member.type_id))
+                if inner.kind in (BtfKind.STRUCT, BtfKind.UNION):
+                    found = self._find_member(inner, name, base_bits + member.bit_offset)
+                    if found:
+                        return found
+        return None
+
+    def member(self, struct: str | int, path: str) -> tuple[Member, int]:
+        """Member ``path`` (``"flags"`` or ``"a.b"``) of a struct: (member, bit offset from the struct start)."""
+        parent = self._struct(struct)
+        bits = 0
+        member = None
+        parts = path.split(".")
+        for depth, part in enumerate(parts):
+            found = self._find_member(parent, part, bits)
+            if found is None:
+                raise BtfError(f"{parent.name or 'anonymous struct'} has no member {part!r}")
+            member, bits = found
+            if depth < len(parts) - 1:
+                parent = self._struct(member.type_id)
+        assert member is not None
+        return member, bits
+
+    def member_offset(self, struct: str | int, path: str) -> int:
+        """Byte offset of member ``path`` in ``struct``; BtfError for bitfields."""
+        member, bits = self.member(struct, path)
+        if member.bitfield_size or bits % 8:
+            raise BtfError(f"{path} is a bitfield (bit offset {bits}), it has no byte offset")
+        return bits // 8
+
+    def func_params(self, name: str) -> tuple[Param, ...]:
+        """Parameters of kernel function ``name`` from its FUNC_PROTO."""
+        func = self.type(self.func_id(name))
+        proto = self.type(func.type_id or 0)
+        return proto.params
+
+
+@functools.lru_cache(maxsize=1)
+def vmlinux_btf(path: str = VMLINUX_BTF) -> Btf:
+    """The running kernel's BTF, read once per process."""
+    return Btf.load(path)
+
+
+# --- pt_regs -------------------------------------------------------------------------
+
+# Used only when the kernel has no BTF. x86_64 pt_regs is uapi-stable; arm64
+# pt_regs starts with user_pt_regs {u64 regs[31]; sp; pc; pstate}.
+_X86_64_PT_REGS = {
+    name: 8 * i
+    for i, name in enumerate(
+        "r15 r14 r13 r12 bp bx r11 r10 r9 r8 ax cx dx si di orig_ax ip cs flags sp ss".split()
+    )
+}
+_ARM64_PT_REGS = {**{f"regs[{i}]": 8 * i for i in range(31)}, "sp": 248, "pc": 256, "pstate": 264, "orig_x0": 272}
+PT_REGS_FALLBACK = {"x86_64": _X86_64_PT_REGS, "aarch64": _ARM64_PT_REGS}
+
+# Registers holding arguments 1..6: the C calling convention (kprobes on
+# kernel functions) and the syscall convention (pt_regs of a syscall).
+_FUNC_ARG_REGS = {"x86_64": ["di", "si", "dx", "cx", "r8", "r9"], "aarch64": [f"regs[{i}]" for i in range(6)]}
+_SYSCALL_ARG_REGS = {"x86_64": ["di", "si", "dx", "r10", "r8", "r9"], "aarch64": [f"regs[{i}]" for i in range(6)]}
+_RETURN_REG = {"x86_64": "ax", "aarch64": "regs[0]"}
+
+
+def _normalise_arch(arch: str | None) -> str:
+    arch = arch or ARCH
+    return {"amd64": "x86_64", "arm64": "aarch64"}.get(arch, arch)
+
+
+def pt_regs_offsets(
+    names: list[str] | None = None, *, arch: str | None = None, btf: Btf | None = None, use_btf: bool = True
+) -> dict[str, int]:
+    """Byte offsets of pt_regs members (``"di"``, ``"regs[3]"``), from BTF when possible.
+
+    With ``btf=None`` the running kernel's BTF is read when ``arch`` is the
+    running architecture; the built-in table is used when that BTF is missing,
+    for another ``arch``, or with ``use_btf=False``.
+    """
+    arch = _normalise_arch(arch)
+    table = PT_REGS_FALLBACK.get(arch, {})
+    names = list(table) if names is None else list(names)
+    if use_btf and btf is None and arch == _normalise_arch(None):
+        try:
+            btf = vmlinux_btf()
+        except NotSupportedError:
+            btf = None
+    if not use_btf or btf is None:
+        if not table:
+            raise NotSupportedError(95, "btf", f"no BTF and no built-in pt_regs layout for {arch}")
+        unknown = [n for n in names if n not in table]
+        if unknown:
+            raise BtfError(f"pt_regs on {arch} has no member {unknown[0]!r}")
+        return {name: table[name] for name in names}
+    result = {}
+    for name in names:
+        base, _, index = name.partition("[")
+        offset = btf.member_offset("pt_regs", base)
+        if index:
+            member, _ = btf.member("pt_regs", base)
+            array_type = btf.type(btf.resolve(member.type_id))
+            if array_type.kind != BtfKind.ARRAY:
+                raise BtfError(f"pt_regs.{base} is not an array")
+            offset += int(index.rstrip("]")) * btf.size_of(array_type.type_id or 0)
+        result[name] = offset
+    return result
+
+
+def function_arg_offsets(
+    count: int = 6, *, arch: str | None = None, btf: Btf | None = None, use_btf: bool = True
+) -> list[int]:
+    """pt_regs offsets of a kernel function's first ``count`` arguments (kprobe context)."""
+    regs = _FUNC_ARG_REGS[_normalise_arch(arch)][:count]
+    offsets = pt_regs_offsets(regs, arch=arch, btf=btf, use_btf=use_btf)
+    return [offsets[r] for r in regs]
+
+
+def syscall_arg_offsets(
+    count: int = 6, *, arch: str | None = None, btf: Btf | None = None, use_btf: bool = True
+) -> list[int]:
+    """pt_regs offsets of a syscall's first ``count`` arguments (raw sys_enter context)."""
+    regs = _SYSCALL_ARG_REGS[_normalise_arch(arch)][:count]
+    offsets = pt_regs_offsets(regs, arch=arch, btf=btf, use_btf=use_btf)
+    return [offsets[r] for r in regs]
+
+
+def return_value_offset(*, arch: str | None = None, btf: Btf | None = None, use_btf: bool = True) -> int:
+    """pt_regs offset of the return value register (kretprobe context)."""
+    reg = _RETURN_REG[_normalise_arch(arch)]
+    return pt_regs_offsets([reg], arch=arch, btf=btf, use_btf=use_btf)[reg]
+

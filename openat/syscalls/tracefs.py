@@ -1,0 +1,125 @@
+"""tracefs: find or mount it, look up tracepoint ids.
+
+A fresh machine may have tracefs unmounted; ``ensure_tracefs()`` mounts it at
+/sys/kernel/tracing (leaving it mounted is harmless and what most distros do
+at boot anyway).
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+
+from . import _libc
+from .errors import BpfError, NotSupportedError, error_from_errno
+
+__all__ = [
+    "DEFAULT_MOUNTPOINT",
+    "ensure_tracefs",
+    "event_exists",
+    "find_tracefs",
+    "mount_tracefs",
+    "tracepoint_id",
+    "tracepoint_exists",
+]
+
+DEFAULT_MOUNTPOINT = "/sys/kernel/tracing"
+_CANDIDATES = (DEFAULT_MOUNTPOINT, "/sys/kernel/debug/tracing")
+
+
+def _unescape_mount_field(field: str) -> str:
+    # /proc/mounts escapes space, tab, newline and backslash as octal.
+    return (
+        field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+    )
+
+
+def _tracefs_mounts(mounts_file: str = "/proc/self/mounts") -> list[str]:
+    found = []
+    try:
+        with open(mounts_file) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 3 and parts[2] == "tracefs":
+                    found.append(_unescape_mount_field(parts[1]))
+    except OSError:
+        pass
+    return found
+
+
+def _looks_like_tracefs(path: str) -> bool:
+    return os.path.isdir(os.path.join(path, "events"))
+
+
+def find_tracefs(mounts_file: str = "/proc/self/mounts") -> str | None:
+    """The tracefs mount point to use, or None when tracefs is not mounted.
+
+    Prefers the standard locations, then any other tracefs mount; also
+    accepts /sys/kernel/debug/tracing when debugfs provides it.
+    """
+    mounted = _tracefs_mounts(mounts_file)
+    for candidate in _CANDIDATES:
+        if candidate in mounted and _looks_like_tracefs(candidate):
+            return candidate
+    for path in mounted:
+        if _looks_like_tracefs(path):
+            return path
+    for candidate in _CANDIDATES:
+        # debugfs auto-mounts tracefs below itself on access on some kernels
+        if _looks_like_tracefs(candidate):
+            return candidate
+    return None
+
+
+def mount_tracefs(target: str = DEFAULT_MOUNTPOINT) -> str:
+    """mount -t tracefs nodev ``target``; returns ``target``.
+
+    Raises NotSupportedError when the kernel has no tracefs (ENODEV) and
+    PermissionDeniedError without CAP_SYS_ADMIN.
+    """
+    try:
+        _libc.mount("nodev", target, "tracefs")
+    except OSError as exc:
+        raise error_from_errno(
+            exc.errno or _errno.EIO, "mount", f"mount tracefs at {target}", missing_feature_errnos=(_errno.ENODEV,)
+        ) from None
+    return target
+
+
+def ensure_tracefs(target: str = DEFAULT_MOUNTPOINT) -> str:
+    """The tracefs mount point, mounting tracefs at ``target`` if necessary."""
+    found = find_tracefs()
+    if found:
+        return found
+    return mount_tracefs(target)
+
+
+def _event_dir(category: str, name: str, tracefs: str | None) -> str:
+    if "/" in category or "/" in name or category.startswith(".") or name.startswith("."):
+        raise ValueError(f"invalid tracepoint name {category}/{name}")
+    root = tracefs or ensure_tracefs()
+    return os.path.join(root, "events", category, name)
+
+
+def tracepoint_exists(category: str, name: str, tracefs: str | None = None) -> bool:
+    """True when tracepoint ``category/name`` exists (e.g. syscalls/sys_enter_open)."""
+    return os.path.isfile(os.path.join(_event_dir(category, name, tracefs), "id"))
+
+
+event_exists = tracepoint_exists
+
+
+def tracepoint_id(category: str, name: str, tracefs: str | None = None) -> int:
+    """The perf tracepoint id of ``category/name`` from tracefs ``events/<cat>/<name>/id``."""
+    path = os.path.join(_event_dir(category, name, tracefs), "id")
+    try:
+        with open(path) as f:
+            return int(f.read().strip())
+    except FileNotFoundError:
+        raise NotSupportedError(
+            _errno.ENOENT, "tracefs", f"tracepoint {category}/{name} does not exist ({path} missing)"
+        ) from None
+    except PermissionError as exc:
+        raise error_from_errno(exc.errno, "tracefs", f"read {path}") from None
+    except (OSError, ValueError) as exc:
+        raise BpfError(getattr(exc, "errno", None) or _errno.EIO, "tracefs", f"cannot read {path}: {exc}") from None

@@ -1,0 +1,262 @@
+"""Programs attached for real, writing to a real ring buffer."""
+
+from __future__ import annotations
+
+import os
+import select
+import struct
+
+import pytest
+
+from openat.syscalls import (
+    AttachType,
+    LinkType,
+    MapType,
+    NotSupportedError,
+    PermissionDeniedError,
+    ProgType,
+    create_map,
+    link_create,
+    load_program,
+    raw_tracepoint_open,
+)
+from openat.syscalls.btf import BtfKind, vmlinux_btf
+from openat.syscalls.kallsyms import open_syscall_function
+from openat.syscalls.perf import (
+    kprobe_events_available,
+    kprobe_pmu_type,
+    perf_event_open_kprobe,
+    perf_event_open_kprobe_legacy,
+    perf_event_open_tracepoint,
+)
+from openat.syscalls.ringbuf import RingBuffer
+
+from .programs import NR_GETPID, NR_GETPPID, count_own_calls, return_imm, sys_enter_to_ringbuf
+
+pytestmark = pytest.mark.usefixtures("root")
+
+RECORD = struct.Struct("=QQ")  # (syscall nr, tgid), as sys_enter_to_ringbuf writes it
+
+
+@pytest.fixture
+def events():
+    with create_map(MapType.RINGBUF, 0, 0, 4096, name="t_events") as m:
+        yield m
+
+
+@pytest.fixture
+def ring(events):
+    with RingBuffer(events) as rb:
+        yield rb
+
+
+def _raw_tp_program(events, prog_type=ProgType.RAW_TRACEPOINT, **kwargs):
+    program = sys_enter_to_ringbuf()
+    return load_program(
+        program.encode({"events": events.fileno()}), prog_type, name="t_sys_enter", slot_sources=program.slot_sources(), **kwargs
+    )
+
+
+def _drain(ring) -> list[tuple[int, int]]:
+    got: list[tuple[int, int]] = []
+    ring.consume(lambda rec: got.append(RECORD.unpack(rec)))
+    return got
+
+
+def test_raw_tracepoint_to_ring_buffer_round_trip(events, ring):
+    with _raw_tp_program(events) as prog, raw_tracepoint_open(prog, "sys_enter") as link:
+        info = link.info()
+        assert info.type == LinkType.RAW_TRACEPOINT and info.tp_name == "sys_enter"
+        assert ring.poll(0) == 0  # nothing yet: returns at once
+        for _ in range(3):
+            os.getppid()
+            os.getpid()  # reserved then discarded by the program
+    got = []
+    assert ring.poll(1000, lambda rec: got.append(RECORD.unpack(rec))) == 3
+    assert got == [(NR_GETPPID, os.getpid())] * 3
+    # 3 submitted + 3 discarded 24-byte records were consumed and published
+    assert ring.consumer_pos == ring.producer_pos == 6 * 24
+    assert ring.poll(0) == 0
+
+
+def test_records_wrapping_the_ring_arrive_intact(events, ring):
+    # 4096-byte ring, 24-byte records: record 170 straddles the end, and its
+    # payload is only contiguous thanks to the double mapping.
+    received = []
+    with _raw_tp_program(events) as prog, raw_tracepoint_open(prog, "sys_enter"):
+        for _ in range(4):
+            for _ in range(100):
+                os.getppid()
+            received += _drain(ring)
+    assert ring.consumer_pos == 400 * 24 > 2 * 4096
+    assert received == [(NR_GETPPID, os.getpid())] * 400
+    assert NR_GETPID not in {nr for nr, _ in received}
+
+
+def test_record_views_are_released_after_the_batch(events, ring):
+    kept = []
+    with _raw_tp_program(events) as prog, raw_tracepoint_open(prog, "sys_enter"):
+        os.getppid()
+    assert ring.consume(kept.append) == 1
+    with pytest.raises(ValueError):
+        bytes(kept[0])
+
+
+def test_iteration_yields_one_batch_and_publishes_when_done(events, ring):
+    with _raw_tp_program(events) as prog, raw_tracepoint_open(prog, "sys_enter"):
+        os.getppid()
+        os.getppid()
+    records = [RECORD.unpack(rec) for rec in ring]
+    assert records == [(NR_GETPPID, os.getpid())] * 2
+    assert ring.consumer_pos == ring.producer_pos
+    assert list(ring) == []
+
+
+def test_failing_callback_still_consumes_its_record(events, ring):
+    with _raw_tp_program(events) as prog, raw_tracepoint_open(prog, "sys_enter"):
+        os.getppid()
+        os.getppid()
+
+    def explode(_rec):
+        raise RuntimeError("consumer bug")
+
+    with pytest.raises(RuntimeError):
+        ring.consume(explode)
+    assert ring.consumer_pos == 24  # the record that raised is not redelivered
+    assert ring.consume() == 1
+
+
+def test_epoll_fd_becomes_readable_with_data(events, ring):
+    assert select.select([ring], [], [], 0)[0] == []
+    with _raw_tp_program(events) as prog, raw_tracepoint_open(prog, "sys_enter"):
+        os.getppid()
+    assert select.select([ring], [], [], 1.0)[0] == [ring]
+    assert ring.wait(0)
+
+
+def test_ring_buffer_rejects_other_maps():
+    with create_map(MapType.ARRAY, 4, 4, 1, name="t_notring") as m:
+        with pytest.raises(ValueError):
+            RingBuffer(m)
+
+
+def test_ring_buffer_close_is_idempotent(events):
+    rb = RingBuffer(events)
+    rb.close()
+    rb.close()
+    assert rb.closed
+    with pytest.raises(ValueError):
+        rb.fileno()
+
+
+def test_tp_btf_with_btf_id_from_our_reader(events, ring):
+    target = vmlinux_btf().find("btf_trace_sys_enter", BtfKind.TYPEDEF)
+    kwargs = dict(expected_attach_type=AttachType.TRACE_RAW_TP, attach_btf_id=target)
+    with _raw_tp_program(events, ProgType.TRACING, **kwargs) as prog:
+        assert prog.info().attach_btf_id == target
+        with link_create(prog, 0, AttachType.TRACE_RAW_TP):
+            os.getppid()
+        assert _drain(ring) == [(NR_GETPPID, os.getpid())]
+        with raw_tracepoint_open(prog, None):
+            os.getppid()
+        assert _drain(ring) == [(NR_GETPPID, os.getpid())]
+        os.getppid()  # detached: nothing more
+        assert _drain(ring) == []
+
+
+def _counter_program(counter, prog_type):
+    program = count_own_calls()
+    return load_program(program.encode({"counter": counter.fileno()}), prog_type, name="t_count")
+
+
+def test_syscall_tracepoint_via_perf_event_set_bpf():
+    with create_map(MapType.ARRAY, 4, 8, 1, name="counter") as counter, _counter_program(
+        counter, ProgType.TRACEPOINT
+    ) as prog:
+        with perf_event_open_tracepoint("syscalls", "sys_enter_getppid") as event:
+            event.attach_bpf(prog)
+            for _ in range(5):
+                os.getppid()
+            # DISABLE succeeds, but a tracepoint's BPF program keeps running
+            # until the event is closed (the kernel registers the probe at
+            # open): closing is what detaches.
+            event.disable()
+        os.getppid()  # closed: not counted
+        assert int.from_bytes(counter.lookup(0), "little") == 5
+
+
+def test_syscall_tracepoint_via_perf_link():
+    with create_map(MapType.ARRAY, 4, 8, 1, name="counter") as counter, _counter_program(
+        counter, ProgType.TRACEPOINT
+    ) as prog:
+        with perf_event_open_tracepoint("syscalls", "sys_enter_getppid") as event:
+            with link_create(prog, event.fileno(), AttachType.PERF_EVENT) as link:
+                assert link.info().type == LinkType.PERF_EVENT
+                for _ in range(4):
+                    os.getppid()
+        assert int.from_bytes(counter.lookup(0), "little") == 4
+
+
+def test_missing_tracepoint_is_not_supported():
+    with pytest.raises(NotSupportedError) as exc:
+        perf_event_open_tracepoint("syscalls", "sys_enter_no_such_call")
+    assert "sys_enter_no_such_call" in str(exc.value)
+    with load_program(return_imm(0).encode(), ProgType.RAW_TRACEPOINT, name="t_raw") as prog:
+        with pytest.raises(NotSupportedError):
+            raw_tracepoint_open(prog, "no_such_tracepoint")
+
+
+def test_fentry_is_refused_with_a_clear_error_or_works():
+    """On the CI machine fentry is refused (EPERM); where it works, it attaches."""
+    func = vmlinux_btf().func_id(open_syscall_function().name.split(".")[0])
+    try:
+        prog = load_program(
+            return_imm(0).encode(),
+            ProgType.TRACING,
+            name="t_fentry",
+            expected_attach_type=AttachType.TRACE_FENTRY,
+            attach_btf_id=func,
+        )
+    except (PermissionDeniedError, NotSupportedError) as exc:
+        message = str(exc)
+        assert "BPF_PROG_LOAD" in message and "trace_fentry" in message
+        assert "\n" not in message
+        if isinstance(exc, PermissionDeniedError):
+            assert "CAP_" in message
+        return
+    with prog, raw_tracepoint_open(prog, None) as link:
+        assert link.info().type == LinkType.TRACING
+
+
+def _count_opens_via(event_factory):
+    symbol = open_syscall_function()
+    with create_map(MapType.ARRAY, 4, 8, 1, name="counter") as counter, _counter_program(
+        counter, ProgType.KPROBE
+    ) as prog:
+        with event_factory(symbol.name) as event:
+            event.attach_bpf(prog)
+            for _ in range(3):
+                os.close(os.open("/dev/null", os.O_RDONLY))
+        assert int.from_bytes(counter.lookup(0), "little") >= 3
+
+
+def test_kprobe_pmu_attaches_or_reports_missing_feature():
+    if kprobe_pmu_type() is None:
+        with pytest.raises(NotSupportedError) as exc:
+            perf_event_open_kprobe("do_sys_openat2")
+        assert "kprobe PMU" in str(exc.value)
+        return
+    _count_opens_via(perf_event_open_kprobe)
+
+
+def test_legacy_kprobe_events_attach_and_clean_up_or_report_missing():
+    if not kprobe_events_available():
+        with pytest.raises(NotSupportedError) as exc:
+            perf_event_open_kprobe_legacy("do_sys_openat2")
+        assert "kprobe_events" in str(exc.value)
+        return
+    _count_opens_via(perf_event_open_kprobe_legacy)
+    from openat.syscalls.tracefs import find_tracefs
+
+    with open(os.path.join(find_tracefs(), "kprobe_events")) as f:
+        assert f"openat_{os.getpid()}/" not in f.read()
