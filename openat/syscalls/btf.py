@@ -41,6 +41,7 @@ __all__ = [
     "BtfTypeRecord",
     "PT_REGS_FALLBACK",
     "function_arg_offsets",
+    "load_vmlinux_btf",
     "pt_regs_offsets",
     "return_value_offset",
     "syscall_arg_offsets",
@@ -76,8 +77,15 @@ class BtfKind(IntEnum):
     ENUM64 = 19
 
 
-class BtfError(LookupError):
-    """A name or type is not in the BTF, or the BTF is malformed."""
+class BtfError(KeyError):
+    """A name or type is not in the BTF, or the BTF is malformed.
+
+    A KeyError (hence LookupError) so ``except KeyError`` around a lookup
+    works; ``str()`` is the plain message, not KeyError's quoted repr.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 # --- the format, defined once with construct ----------------------------------
@@ -321,6 +329,15 @@ class Btf:
             ids.sort(key=lambda i: self.kind(i) in (BtfKind.FWD, BtfKind.DECL_TAG, BtfKind.VAR))
         return ids[0]
 
+    def find_id(self, name: str, kind: str | BtfKind | None = None) -> int:
+        """Like :meth:`find`, with the kind also accepted by name (``"func"``, ``"typedef"``)."""
+        if isinstance(kind, str):
+            try:
+                kind = BtfKind[kind.upper()]
+            except KeyError:
+                raise ValueError(f"unknown BTF kind {kind!r}") from None
+        return self.find(name, kind)
+
     def func_id(self, name: str) -> int:
         """The BTF id of kernel function ``name`` (what fentry/fexit attach to)."""
         return self.find(name, BtfKind.FUNC)
@@ -452,8 +469,11 @@ class Btf:
 
 @functools.lru_cache(maxsize=1)
 def vmlinux_btf(path: str = VMLINUX_BTF) -> Btf:
-    """The running kernel's BTF, read once per process."""
+    """The running kernel's BTF, read once per process (NotSupportedError when absent)."""
     return Btf.load(path)
+
+
+load_vmlinux_btf = vmlinux_btf
 
 
 # --- pt_regs -------------------------------------------------------------------------

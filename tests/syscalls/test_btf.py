@@ -88,6 +88,11 @@ def test_synthetic_lookup_by_name_and_kind(tiny):
         btf.find("missing")
     with pytest.raises(BtfError):
         btf.func_id("regs")
+    # the spelling the tracer uses: kind by name, KeyError when absent
+    assert btf.find_id("do_thing", "func") == ids["func"]
+    with pytest.raises(KeyError) as exc:
+        btf.find_id("do_thing", "typedef")
+    assert str(exc.value) == "no BTF typedef type named 'do_thing'"
 
 
 def test_synthetic_member_offsets_through_typedefs_and_anonymous_unions(tiny):
