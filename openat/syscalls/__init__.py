@@ -63,3 +63,45 @@ from .errors import (
     lockdown_mode,
 )
 from .fd import OwnedFd
+from .kallsyms import KernelSymbol, find_symbol, open_syscall_function
+from .perf import (
+    KprobeEvent,
+    PerfEventFd,
+    kprobe_events_available,
+    kprobe_pmu_type,
+    perf_event_open,
+    perf_event_open_kprobe,
+    perf_event_open_kprobe_legacy,
+    perf_event_open_tracepoint,
+    perf_ioc_disable,
+    perf_ioc_enable,
+    perf_ioc_set_bpf,
+)
+from .ringbuf import RecordWalker, RingBuffer, RingBufferCorrupt
+from .tracefs import ensure_tracefs, find_tracefs, mount_tracefs, tracepoint_exists, tracepoint_id
+
+# The BTF reader and the probes import construct (~20 ms); load them on first
+# use so plain bpf() users do not pay for it.
+_LAZY = {
+    "Btf": "btf",
+    "BtfError": "btf",
+    "BtfKind": "btf",
+    "vmlinux_btf": "btf",
+    "load_vmlinux_btf": "btf",
+    "pt_regs_offsets": "btf",
+    "function_arg_offsets": "btf",
+    "syscall_arg_offsets": "btf",
+    "Probe": "probes",
+    "feature_report": "probes",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
