@@ -109,9 +109,13 @@ _SHIFTS = (BPF_LSH, BPF_RSH, BPF_ARSH)
 _DIVISIONS = (BPF_DIV, BPF_MOD)
 
 
-def caller_source() -> str:
-    """``"file.py:LINE"`` of the innermost frame outside openat/asm (cheap: no inspect)."""
-    frame: Any = sys._getframe(1)
+def caller_source(skip: int = 1) -> str:
+    """``"file.py:LINE"`` of the innermost frame outside openat/asm (cheap: no inspect).
+
+    ``skip`` frames above this function's caller are known to be inside the package and are
+    not examined.
+    """
+    frame: Any = sys._getframe(skip)
     names = _caller_names
     while frame is not None:
         filename = frame.f_code.co_filename
@@ -191,10 +195,11 @@ class Program:
     def _emit(self, opcode: int, dst: int, src: int, off: int, imm: int) -> int:
         """Append a pre-validated instruction; returns its index."""
         insns = self._insns
+        # Every caller of _emit is a DSL method, so the walk starts at that method's caller.
         insns.append(
             tuple.__new__(
                 Instruction,
-                (opcode, dst, src, off, imm, self._source_override or caller_source()),
+                (opcode, dst, src, off, imm, self._source_override or caller_source(3)),
             )
         )
         self._slot_count += 2 if opcode == LDDW else 1
@@ -260,7 +265,10 @@ class Program:
                 self._fail(name, args, "mixes 32-bit (W) and 64-bit (R) registers; use one width")
             self._emit(cls | op | BPF_X, dst.num, src.num, off, 0)  # type: ignore[union-attr]
             return
-        imm = self._imm32(name, args, src, is32)
+        if type(src) is int and INT32_MIN <= src <= INT32_MAX:  # the common case, checked inline
+            imm = src
+        else:
+            imm = self._imm32(name, args, src, is32)
         if op in _SHIFTS and not 0 <= imm < (32 if is32 else 64):
             self._fail(name, args, f"shift by {imm} is outside 0..{31 if is32 else 63}")
         if op in _DIVISIONS and imm == 0:
