@@ -47,6 +47,11 @@ _MOVSX_OFFSETS_32 = (8, 16)
 _END_WIDTHS = (16, 32, 64)
 
 
+def signed64(value: int) -> int:
+    """The signed reading of a 64-bit pattern (values already in -2**63..2**64-1)."""
+    return value - (1 << 64) if value > INT64_MAX else value
+
+
 def field_problem(opcode: int, dst: int, src: int, off: int, imm: int) -> str | None:
     """Why these field values are not a valid RFC 9669 instruction, or ``None`` if they are.
 

@@ -30,6 +30,7 @@ from .instruction import (
     pack_slot,
     pack_wide,
     required_level,
+    signed64,
 )
 from .opcodes import (
     BPF_ADD,
@@ -533,8 +534,7 @@ class Program:
         imm = self._int("lddw", args, value, "value")
         if not INT64_MIN <= imm <= UINT64_MAX:
             self._fail("lddw", args, f"value {imm} does not fit in 64 bits")
-        if imm >= 1 << 63:
-            imm -= 1 << 64
+        imm = signed64(imm)
         self._wide("lddw", args, dst, 0, imm)
 
     def ld_pseudo(self, dst: Register, pseudo_source: int, value: int) -> None:
@@ -546,8 +546,7 @@ class Program:
         imm = self._int("ld_pseudo", args, value, "value")
         if not INT64_MIN <= imm <= UINT64_MAX:
             self._fail("ld_pseudo", args, f"value {imm} does not fit in 64 bits")
-        if imm >= 1 << 63:
-            imm -= 1 << 64
+        imm = signed64(imm)
         self._wide("ld_pseudo", args, dst, src, imm)
 
     def _map_ref(self, name: str, dst: object, map_ref: object, offset: object, pseudo: int,
@@ -569,7 +568,7 @@ class Program:
         if not 0 <= fd <= INT32_MAX:
             self._fail(name, args, f"map fd {fd} is out of range")
         imm = (off << 32) | fd
-        self._wide(name, args, dst, pseudo, imm - (1 << 64) if imm >= 1 << 63 else imm)
+        self._wide(name, args, dst, pseudo, signed64(imm))
 
     def ld_map_fd(self, dst: Register, map_name: str | int) -> None:
         """``dst = &map``: wide load with BPF_PSEUDO_MAP_FD, relocated by map name (or a raw fd)."""
@@ -600,7 +599,7 @@ class Program:
         if not 0 <= high <= UINT32_MAX:
             self._fail(name, args, f"offset {high} must be within 0..{UINT32_MAX}")
         imm = (high << 32) | low
-        self._wide(name, args, dst, pseudo, imm - (1 << 64) if imm >= 1 << 63 else imm)
+        self._wide(name, args, dst, pseudo, signed64(imm))
 
     def ld_func(self, dst: Register, label: str) -> None:
         """``dst = &subprog`` (BPF_PSEUDO_FUNC), e.g. a callback for bpf_loop."""

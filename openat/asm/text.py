@@ -30,6 +30,7 @@ from .instruction import (
     describe_level,
     field_problem,
     required_level,
+    signed64,
 )
 from .opcodes import (
     ALU_OP_SYMBOLS,
@@ -383,7 +384,7 @@ class _Assembler:
             raise line.error("ld_pseudo needs an r register", m.start("dst"))
         kind = _in_range(line, m, "kind", 1, 6, "pseudo source")
         imm = _in_range(line, m, "imm", INT64_MIN, UINT64_MAX, "value")
-        self.emit(line, LDDW, dst, kind, 0, imm - (1 << 64) if imm >= 1 << 63 else imm)
+        self.emit(line, LDDW, dst, kind, 0, signed64(imm))
 
     def assignment(self, line: _Line, body: str, head: Match[str]) -> None:
         dst, is32 = _register(line, head, "dst")
@@ -507,7 +508,7 @@ class _Assembler:
         if is32:
             raise line.error("a 64-bit immediate load needs an r register", head.start("dst"))
         imm = _in_range(sub, m, "imm", INT64_MIN, UINT64_MAX, "value")
-        self.emit(line, LDDW, dst, 0, 0, imm - (1 << 64) if imm >= 1 << 63 else imm)
+        self.emit(line, LDDW, dst, 0, 0, signed64(imm))
 
     def _rhs_reg(self, line: _Line, head: Match[str], sub: _Line, m: Match[str], dst: int, is32: bool) -> None:
         src, src32 = _register(sub, m, "src")
