@@ -4,30 +4,46 @@ from __future__ import annotations
 
 import argparse
 import os
+import pwd
 import signal
 import sys
 import time
 from typing import List, Optional, Sequence
 
+from .flags import FlagError, parse_flag_filter
 from .output import TIMESTAMP_MODES, Clock, JsonFormatter, TextFormatter, lost_record
-from .probe import ATTACH_MODES, ProbeOptions
+from .probe import ATTACH_MODES, Filters, ProbeOptions
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
+LOST_REPORT_INTERVAL_S = 1.0  # at most one "events lost" line per interval
+POLL_TIMEOUT_MS = 100  # the longest a quiet open waits before it is printed
+
 EXAMPLES = """\
 examples:
-  sudo openat                      # every open on the machine
-  sudo openat --json               # one JSON object per line
-  sudo openat --attach tracepoint  # force the syscall tracepoints
-  sudo openat -d 10                # trace for ten seconds, then exit
-  openat --dump                    # show the probe's bytecode (no root needed)
-  sudo openat doctor               # what this kernel supports, and why
+  sudo openat                          # every open on the machine
+  sudo openat --json                   # one JSON object per line
+  sudo openat -p 1234 -p 5678          # only these processes
+  sudo openat -u 1000 -x               # failed opens of uid 1000
+  sudo openat -n cat                   # only processes whose comm is "cat"
+  sudo openat -f O_WRONLY,O_CREAT      # write-only opens or creating opens
+  sudo openat -f O_RDONLY              # read-only opens (O_RDONLY is 0, and works)
+  sudo openat --cgroup /sys/fs/cgroup/unified/system.slice   # one cgroup v2 tree
+  sudo openat -F                       # resolve relative names to full paths
+  sudo openat -d 10 --timestamp relative   # ten seconds, seconds since start
+  sudo openat --attach tracepoint      # force an attach point
+  openat --dump -x -p 1                # the generated probe, filters included (no root)
+  sudo openat doctor                   # what this kernel supports, with fixes
 """
 
 
-def _positive_size(text: str) -> int:
+class UsageError(Exception):
+    """Bad command-line input: one line, exit status 2."""
+
+
+def _size(text: str) -> int:
     """A byte count: 4096, 64k, 4M or 1G."""
     units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
     suffix = text[-1:].lower()
@@ -40,59 +56,129 @@ def _positive_size(text: str) -> int:
     return value
 
 
-def _positive_number(text: str) -> float:
+def _seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"duration must be positive, got {text!r}")
     return value
 
 
+def _id(kind: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{kind} must be a number, got {text!r}") from None
+        if not 0 <= value <= 0xFFFFFFFF:
+            raise argparse.ArgumentTypeError(f"{kind} must be 0..4294967295, got {text!r}")
+        return value
+
+    parse.__name__ = kind
+    return parse
+
+
+def _user(text: str) -> int:
+    """A uid, or a user name looked up in the password database."""
+    if text.isdigit():
+        return _id("uid")(text)
+    if text.startswith("-"):
+        raise argparse.ArgumentTypeError(f"uid must be 0..4294967295, got {text!r}")
+    try:
+        return pwd.getpwnam(text).pw_uid
+    except KeyError:
+        raise argparse.ArgumentTypeError(f"no such user: {text!r}") from None
+
+
+def _comm(text: str) -> bytes:
+    raw = os.fsencode(text)
+    if not 0 < len(raw) < 16:
+        raise argparse.ArgumentTypeError(f"a comm is 1 to 15 bytes (the kernel cuts longer names), got {text!r}")
+    return raw
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> "None":  # type: ignore[override]
+        """One line and exit status 2, without the usage block."""
+        self.exit(EXIT_USAGE, f"openat: {message} (see openat --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="openat",
-        description="Trace open(), openat() and openat2() calls with eBPF, from pure Python.",
+        description="Trace open(), openat() and openat2() with eBPF, from pure Python: "
+        "one line per open, with its result.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--json", action="store_true", help="print one JSON object per line")
-    parser.add_argument(
-        "--attach",
-        choices=("auto",) + ATTACH_MODES,
-        default="auto",
-        help="attach point (default: auto, the first that works of "
-        + ", ".join(ATTACH_MODES)
-        + ")",
+    what = parser.add_argument_group("which opens (filters run in the kernel)")
+    what.add_argument("-p", "--pid", type=_id("pid"), action="append", default=[], help="only this process (repeatable)")
+    what.add_argument("-t", "--tid", type=_id("tid"), action="append", default=[], help="only this thread (repeatable)")
+    what.add_argument("-u", "--uid", type=_user, action="append", default=[], help="only this user, uid or name (repeatable)")
+    what.add_argument("-n", "--name", type=_comm, metavar="COMM", help="only processes whose comm is exactly COMM")
+    what.add_argument("-x", "--failed", action="store_true", help="only failed opens")
+    what.add_argument(
+        "-f", "--flag", action="append", default=[], metavar="FLAGS",
+        help="only opens with one of these flags, e.g. O_WRONLY,O_CREAT (repeatable)",
     )
-    parser.add_argument("--dump", action="store_true", help="print the probe's annotated disassembly and exit")
-    parser.add_argument(
-        "--timestamp",
-        choices=TIMESTAMP_MODES,
-        default="utc",
-        help="time stamp of each line (default: utc, RFC 3339)",
+    what.add_argument("--cgroup", metavar="PATH", help="only processes in this cgroup v2 directory or below it")
+
+    show = parser.add_argument_group("output")
+    show.add_argument("--json", action="store_true", help="one JSON object per line")
+    show.add_argument("-F", "--full-path", action="store_true", help="resolve relative names to absolute paths")
+    show.add_argument("--timestamp", choices=TIMESTAMP_MODES, default="utc", help="utc (default, RFC 3339), local, relative or none")
+    show.add_argument("-d", "--duration", type=_seconds, metavar="SECONDS", help="stop after SECONDS")
+
+    probe = parser.add_argument_group("probe")
+    probe.add_argument(
+        "--attach", choices=("auto",) + ATTACH_MODES, default="auto",
+        help="attach point (default auto: the first that works of " + ", ".join(ATTACH_MODES) + ")",
     )
-    parser.add_argument("-d", "--duration", type=_positive_number, metavar="SECONDS", help="stop after SECONDS")
-    parser.add_argument(
-        "--filename-size",
-        type=int,
-        default=ProbeOptions().filename_size,
-        metavar="BYTES",
-        help="bytes of each file name to capture, NUL included (default: %(default)s, 2..4096)",
+    probe.add_argument("--dump", action="store_true", help="print the probe's annotated disassembly and exit")
+    probe.add_argument(
+        "--filename-size", type=int, default=ProbeOptions().filename_size, metavar="BYTES",
+        help="bytes of each file name to capture, NUL included (default %(default)s, 2..4096)",
     )
-    parser.add_argument(
-        "--ring-size",
-        type=_positive_size,
-        default=4 << 20,
-        metavar="BYTES",
-        help="ring buffer size, a power of two ≥ 4096 (default: 4M)",
-    )
+    probe.add_argument("--ring-size", type=_size, default=4 << 20, metavar="BYTES", help="ring buffer size, a power of two ≥ 4096 (default 4M)")
     return parser
 
 
-class _Stop(Exception):
-    """Raised by the SIGTERM handler so cleanup runs as for Ctrl-C."""
+def options_from(args: argparse.Namespace) -> ProbeOptions:
+    """The probe options the arguments ask for; UsageError when they are wrong."""
+    ring = args.ring_size
+    if ring < 4096 or ring & (ring - 1):
+        raise UsageError(f"--ring-size must be a power of two of at least 4096, got {ring}")
+    try:
+        modes, mask = parse_flag_filter(name for spec in args.flag for name in spec.split(","))
+    except FlagError as error:
+        raise UsageError(str(error)) from None
+    try:
+        filters = Filters(
+            pids=tuple(dict.fromkeys(args.pid)),
+            tids=tuple(dict.fromkeys(args.tid)),
+            uids=tuple(dict.fromkeys(args.uid)),
+            comm=args.name,
+            failed_only=args.failed,
+            access_modes=modes,
+            flag_mask=mask,
+            cgroup=args.cgroup is not None,
+        )
+        return ProbeOptions(filename_size=args.filename_size, wakeup_mark=ring // 8, filters=filters)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def open_cgroup(path: str) -> int:
+    """An fd on cgroup v2 directory ``path``; UsageError when it is not one."""
+    if not os.path.isdir(path):
+        raise UsageError(f"--cgroup {path}: no such directory")
+    if not os.path.exists(os.path.join(path, "cgroup.procs")) or not os.path.exists(
+        os.path.join(path, "cgroup.controllers")
+    ):
+        raise UsageError(f"--cgroup {path}: not a cgroup v2 directory (no cgroup.controllers)")
+    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -102,34 +188,41 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from .doctor import main as doctor_main
 
         return doctor_main(argv[1:])
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    ring_size = args.ring_size
-    if ring_size < 4096 or ring_size & (ring_size - 1):
-        parser.error(f"--ring-size must be a power of two of at least 4096, got {ring_size}")
+    args = build_parser().parse_args(argv)
     try:
-        options = ProbeOptions(filename_size=args.filename_size, wakeup_mark=ring_size // 8)
-    except ValueError as error:
-        parser.error(str(error))
+        options = options_from(args)
+        if args.dump:
+            from .tracer import dump_probe
 
-    if args.dump:
-        from .tracer import dump_probe
-
-        sys.stdout.write(dump_probe(args.attach, options))
-        return EXIT_OK
-    return _trace(args, options, ring_size)
+            sys.stdout.write(dump_probe(args.attach, options))
+            return EXIT_OK
+        cgroup_fd = open_cgroup(args.cgroup) if args.cgroup else None
+    except UsageError as error:
+        _warn(f"{error} (see openat --help)")
+        return EXIT_USAGE
+    try:
+        return _trace(args, options, cgroup_fd)
+    finally:
+        if cgroup_fd is not None:
+            os.close(cgroup_fd)
 
 
 def _warn(message: str) -> None:
     print(f"openat: {message}", file=sys.stderr, flush=True)
 
 
-def _trace(args: argparse.Namespace, options: ProbeOptions, ring_size: int) -> int:
+class _Stop(Exception):
+    """Raised by the SIGTERM handler so cleanup runs as for Ctrl-C."""
+
+
+def _trace(args: argparse.Namespace, options: ProbeOptions, cgroup_fd: Optional[int]) -> int:
+    from .paths import full_path
     from .syscalls.errors import BpfError
     from .tracer import Tracer, TracerError
 
     clock = Clock(args.timestamp)
-    formatter = (JsonFormatter if args.json else TextFormatter)(clock)
+    path_of = full_path if args.full_path else None
+    formatter = (JsonFormatter if args.json else TextFormatter)(clock, path_of=path_of)
     out = sys.stdout
     deadline = time.monotonic() + args.duration if args.duration else None
 
@@ -137,45 +230,69 @@ def _trace(args: argparse.Namespace, options: ProbeOptions, ring_size: int) -> i
         raise _Stop()
 
     previous = signal.signal(signal.SIGTERM, on_sigterm)
-    tracer = Tracer(attach=args.attach, options=options, ring_size=ring_size, report=_warn)
+    tracer = Tracer(attach=args.attach, options=options, ring_size=args.ring_size, report=_warn, cgroup_fd=cgroup_fd)
+    lost_reported = 0
+    lines: List[str] = []
+    add = lines.append
+
+    def on_event(event: object) -> None:
+        add(formatter(event))
+
     try:
-        try:
-            tracer.start()
-        except (TracerError, BpfError) as error:
-            _warn(str(error))
-            return EXIT_FAILURE
-        lines: List[str] = []
-        consume = lines.append
-
-        def on_event(event: object) -> None:
-            consume(formatter(event))
-
-        try:
-            while deadline is None or time.monotonic() < deadline:
-                tracer.poll(on_event, timeout_ms=100)
-                if lines:
-                    lines.append("")
-                    out.write("\n".join(lines))
-                    out.flush()
-                    lines.clear()
-        except (KeyboardInterrupt, _Stop):
-            pass
-        except BrokenPipeError:
-            # The reader went away (e.g. `| head`): stop quietly, as cat does.
-            _quiet_stdout()
-        return EXIT_OK
-    finally:
-        lost = tracer.lost_events()
-        tracer.close()
-        signal.signal(signal.SIGTERM, previous)
-        if lost:
-            _warn(f"{lost} events lost (ring buffer full); try a larger --ring-size")
-        if args.json and lost:
-            try:
-                out.write(lost_record(lost, lost) + "\n")
+        tracer.start()
+        next_lost_check = time.monotonic() + LOST_REPORT_INTERVAL_S
+        while True:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                break
+            timeout = POLL_TIMEOUT_MS if deadline is None else max(0, min(POLL_TIMEOUT_MS, int((deadline - now) * 1000)))
+            tracer.poll(on_event, timeout_ms=timeout)
+            if lines:
+                lines.append("")
+                out.write("\n".join(lines))
                 out.flush()
-            except BrokenPipeError:
-                _quiet_stdout()
+                lines.clear()
+            if now >= next_lost_check:
+                next_lost_check = now + LOST_REPORT_INTERVAL_S
+                lost_reported = _report_lost(tracer, lost_reported, args.json, out)
+        return EXIT_OK
+    except (KeyboardInterrupt, _Stop):
+        return EXIT_OK
+    except BrokenPipeError:
+        _quiet_stdout()  # the reader went away (e.g. `| head`): stop as cat does
+        return EXIT_OK
+    except (TracerError, BpfError) as error:
+        _warn(str(error).splitlines()[0])
+        return EXIT_FAILURE
+    finally:
+        try:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second TERM must not cut cleanup short
+            lost = tracer.lost_events()
+            tracer.close()
+            if tracer.mode is not None:
+                try:
+                    _report_lost(tracer, lost_reported, args.json, out, total=lost, final=True)
+                except BrokenPipeError:
+                    _quiet_stdout()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _report_lost(tracer, reported: int, as_json: bool, out, *, total: Optional[int] = None, final: bool = False) -> int:
+    """Say how many events were lost since the last report; return the new total.
+
+    While tracing, only news is reported; at exit the total always is.
+    """
+    total = tracer.lost_events() if total is None else total
+    if total > reported:
+        if as_json:
+            out.write(lost_record(total - reported, total) + "\n")
+            out.flush()
+        if not final:
+            _warn(f"{total - reported} events lost (ring buffer full), {total} in all; try a larger --ring-size")
+    if final:
+        _warn(f"{total} events lost" + ("; try a larger --ring-size" if total else ""))
+    return total
 
 
 def _quiet_stdout() -> None:

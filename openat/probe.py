@@ -28,7 +28,6 @@ on a short timer for the rest.
 
 from __future__ import annotations
 
-import platform
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -137,7 +136,8 @@ class KernelLayout:
 
     ``arg_offsets``: byte offsets in ``struct pt_regs`` of the first three
     arguments (di, si, dx on x86_64); ``return_offset`` of the return value
-    (ax); ``syscall_nr_offset`` of the syscall number at exit (orig_ax).
+    (ax); ``syscall_nr_offset`` of the syscall number at exit (orig_ax, read
+    as 32 bits: arm64's syscallno is an s32).
     """
 
     machine: str
@@ -154,22 +154,6 @@ class KernelLayout:
             return SYSCALL_NUMBERS[self.machine]
         except KeyError:
             raise ValueError(f"no syscall table for machine {self.machine!r}") from None
-
-
-# pt_regs offsets used where BTF is missing: (args, return value, syscall nr).
-FALLBACK_REGS = {
-    "x86_64": ((112, 104, 96), 80, 120),  # di si dx, ax, orig_ax
-    "aarch64": ((0, 8, 16), 0, 272),  # regs[0..2], regs[0], syscallno
-}
-
-
-def default_layout(machine: Optional[str] = None) -> KernelLayout:
-    """A layout from the built-in tables, for --dump and for tests."""
-    machine = machine or platform.machine()
-    if machine not in FALLBACK_REGS:
-        raise ValueError(f"unsupported machine {machine!r}: openat knows x86_64 and aarch64")
-    args, ret, nr = FALLBACK_REGS[machine]
-    return KernelLayout(machine=machine, arg_offsets=args, return_offset=ret, syscall_nr_offset=nr)
 
 
 @dataclass(frozen=True)
@@ -537,7 +521,7 @@ def build_sys_exit(layout: KernelLayout, options: ProbeOptions, *, btf: bool) ->
         # The syscall number is one plain load away: skip the hash for the
         # great majority of syscalls, which are not opens.
         p.ldxdw(R2, CTX, 0)
-        p.ldxdw(R2, R2, layout.syscall_nr_offset)
+        p.ldxw(W2, R2, layout.syscall_nr_offset)
         _syscall_dispatch(p, layout, R2, "exit_")
         for code in sorted(layout.syscall_numbers):
             p.label(f"exit_{code}")

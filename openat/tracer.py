@@ -19,7 +19,6 @@ from .probe import (
     ATTACH_MODES,
     CGROUP_MAP,
     EVENTS_MAP,
-    FALLBACK_REGS,
     INFLIGHT,
     INFLIGHT_ENTRIES,
     INFLIGHT_MAP,
@@ -44,6 +43,7 @@ from .syscalls import (
     map_create,
     raw_tracepoint_open,
 )
+from .syscalls.btf import Btf, BtfError, BtfKind, return_value_offset, syscall_arg_offsets, vmlinux_btf
 from .syscalls.kallsyms import find_symbol
 from .syscalls.perf import (
     kprobe_events_available,
@@ -101,17 +101,35 @@ TRACEPOINT_EVENTS = tuple(
 )
 
 
-def discover_layout(tracefs: Optional[str] = None, btf: object = None) -> KernelLayout:
-    """Register offsets for this machine: from BTF when it can be read, else tables."""
-    machine = platform.machine()
-    if machine not in FALLBACK_REGS:
+# The register holding the syscall number at sys_exit.
+_SYSCALL_NR_REGISTER = {"x86_64": "orig_ax", "aarch64": "syscallno"}
+_SYSCALL_NR_FALLBACK = {"x86_64": 120, "aarch64": 280}
+
+
+def discover_layout(tracefs: Optional[str] = None, btf: Optional[Btf] = None, machine: Optional[str] = None) -> KernelLayout:
+    """Register offsets from BTF when given, else from the built-in tables.
+
+    ``machine`` other than this one (for ``--dump`` of another machine's
+    probe, and for tests) always uses the tables.
+    """
+    machine = machine or platform.machine()
+    if machine not in _SYSCALL_NR_REGISTER:
         raise TracerError(f"unsupported machine {machine!r}: openat knows x86_64 and aarch64")
-    args, ret, nr = FALLBACK_REGS[machine]
-    how_flags = 0
-    if btf is not None:
-        found = _registers_from_btf(btf, machine)
-        if found is not None:
-            args, ret, nr, how_flags = found
+    if machine != platform.machine():
+        btf = None
+    use_btf = btf is not None
+    try:
+        args = syscall_arg_offsets(3, arch=machine, btf=btf, use_btf=use_btf)
+        ret = return_value_offset(arch=machine, btf=btf, use_btf=use_btf)
+        if use_btf:
+            nr = btf.member_offset("pt_regs", _SYSCALL_NR_REGISTER[machine])
+            how_flags = btf.member_offset("open_how", "flags")
+        else:
+            nr, how_flags = _SYSCALL_NR_FALLBACK[machine], 0
+    except BtfError:
+        if not use_btf:
+            raise
+        return discover_layout(tracefs, None, machine)  # odd BTF: the tables still hold
     return KernelLayout(
         machine=machine,
         arg_offsets=tuple(args),
@@ -122,30 +140,11 @@ def discover_layout(tracefs: Optional[str] = None, btf: object = None) -> Kernel
     )
 
 
-def _registers_from_btf(btf: object, machine: str) -> Optional[Tuple[Tuple[int, int, int], int, int, int]]:
-    offset = btf.member_offset  # type: ignore[attr-defined]
-    try:
-        if machine == "aarch64":
-            base = offset("user_pt_regs", "regs")
-            args = (base, base + 8, base + 16)
-            ret, nr = base, offset("pt_regs", "syscallno")
-        else:
-            args = (offset("pt_regs", "di"), offset("pt_regs", "si"), offset("pt_regs", "dx"))
-            ret, nr = offset("pt_regs", "ax"), offset("pt_regs", "orig_ax")
-        return args, ret, nr, offset("open_how", "flags")
-    except (KeyError, LookupError, ValueError):
-        return None
-
-
-def open_btf() -> object:
+def open_btf() -> Optional[Btf]:
     """The kernel's BTF, or None when the kernel does not expose it."""
     try:
-        from .syscalls.btf import load_vmlinux_btf
-    except ImportError:
-        return None
-    try:
-        return load_vmlinux_btf()
-    except (OSError, ValueError):
+        return vmlinux_btf()
+    except (OSError, BtfError):
         return None
 
 
@@ -181,7 +180,7 @@ class Tracer:
         self._owned: List[object] = []  # closed in reverse order
         self._maps: Dict[str, object] = {}
         self._ring: Optional[RingBuffer] = None
-        self._btf: object = None
+        self._btf: Optional[Btf] = None
 
     # -- lifetime
 
@@ -240,9 +239,9 @@ class Tracer:
                 raise
             self.mode = mode
             self.attempts.append(Attempt(mode))
-            targets = ", ".join(program.target for program in self.programs)
-            self.report(f"tracing opens via {mode} ({targets})")
             self._ring = RingBuffer(self._maps[EVENTS_MAP])
+            targets = ", ".join(dict.fromkeys(program.target for program in self.programs))
+            self.report(f"tracing opens via {mode} ({targets})")
             return mode
         raise TracerError("no attach point works on this kernel: " + "; ".join(f"{a.mode}: {a.error}" for a in self.attempts))
 
@@ -293,13 +292,13 @@ class Tracer:
             prog = self._own(load_program(code, ProgType.KPROBE, **load))
             event.attach_bpf(prog)
         elif kind == "fexit":
-            btf_id = self._btf_id(target, "func")
+            btf_id = self._btf_id(target, BtfKind.FUNC)
             prog = self._own(
                 load_program(code, ProgType.TRACING, expected_attach_type=AttachType.TRACE_FEXIT, attach_btf_id=btf_id, **load)
             )
             self._own(raw_tracepoint_open(prog, None))
         elif kind == "tp_btf":
-            btf_id = self._btf_id(f"btf_trace_{target}", "typedef")
+            btf_id = self._btf_id(f"btf_trace_{target}", BtfKind.TYPEDEF)
             prog = self._own(
                 load_program(code, ProgType.TRACING, expected_attach_type=AttachType.TRACE_RAW_TP, attach_btf_id=btf_id, **load)
             )
@@ -334,13 +333,13 @@ class Tracer:
             self.report(f"kprobe PMU unusable ({_one_line(pmu_error)}); using tracefs kprobe_events")
             return perf_event_open_kprobe_legacy(symbol, retprobe=retprobe)
 
-    def _btf_id(self, name: str, kind: str) -> int:
+    def _btf_id(self, name: str, kind: BtfKind) -> int:
         if self._btf is None:
             raise NotSupportedError(errno.ENOENT, "BTF", "the kernel exposes no BTF (/sys/kernel/btf/vmlinux)")
         try:
-            return self._btf.find_id(name, kind)  # type: ignore[attr-defined]
-        except KeyError:
-            raise NotSupportedError(errno.ENOENT, "BTF", f"no BTF {kind} {name!r} in vmlinux") from None
+            return self._btf.find(name, kind)
+        except BtfError:
+            raise NotSupportedError(errno.ENOENT, "BTF", f"no BTF {kind.name.lower()} {name!r} in vmlinux") from None
 
     # -- running
 

@@ -1,0 +1,93 @@
+"""Open flag names, as the kernel numbers them on each machine.
+
+Python's ``os.O_*`` come from the C library, which defines O_LARGEFILE as 0
+on 64-bit machines although the kernel has a bit for it; these tables follow
+the kernel's uapi headers instead (``asm-generic/fcntl.h``, and arm64's own
+values for the four flags it moves).
+"""
+
+from __future__ import annotations
+
+import platform
+from typing import Dict, Iterable, Optional, Tuple
+
+O_ACCMODE = 0o3
+ACCESS_MODES = {"O_RDONLY": 0, "O_WRONLY": 1, "O_RDWR": 2}
+
+_GENERIC = {
+    "O_CREAT": 0o100,
+    "O_EXCL": 0o200,
+    "O_NOCTTY": 0o400,
+    "O_TRUNC": 0o1000,
+    "O_APPEND": 0o2000,
+    "O_NONBLOCK": 0o4000,
+    "O_DSYNC": 0o10000,
+    "O_ASYNC": 0o20000,
+    "O_DIRECT": 0o40000,
+    "O_LARGEFILE": 0o100000,
+    "O_DIRECTORY": 0o200000,
+    "O_NOFOLLOW": 0o400000,
+    "O_NOATIME": 0o1000000,
+    "O_CLOEXEC": 0o2000000,
+    # O_SYNC and O_TMPFILE are two bits each (with O_DSYNC, O_DIRECTORY);
+    # their own bit is the one that tells them apart.
+    "O_SYNC": 0o4000000,
+    "O_PATH": 0o10000000,
+    "O_TMPFILE": 0o20000000,
+}
+_ARM64 = {"O_DIRECTORY": 0o40000, "O_NOFOLLOW": 0o100000, "O_DIRECT": 0o200000, "O_LARGEFILE": 0o400000}
+_ALIASES = {"O_NDELAY": "O_NONBLOCK", "O_FSYNC": "O_SYNC", "O_RSYNC": "O_SYNC", "FASYNC": "O_ASYNC"}
+
+
+def flag_bits(machine: Optional[str] = None) -> Dict[str, int]:
+    """Name → bit of every open flag other than the access modes."""
+    machine = machine or platform.machine()
+    bits = dict(_GENERIC)
+    if machine == "aarch64":
+        bits.update(_ARM64)
+    return bits
+
+
+class FlagError(ValueError):
+    """An unknown flag name."""
+
+
+def parse_flag_filter(names: Iterable[str], machine: Optional[str] = None) -> Tuple[Tuple[int, ...], int]:
+    """``O_WRONLY,O_CREAT`` → (access modes, mask of other flags).
+
+    Access modes are compared against ``flags & O_ACCMODE`` (O_RDONLY is 0,
+    so no mask can select it); other flags pass when any of them is set.
+    Names are case-insensitive and the ``O_`` prefix is optional.
+    """
+    bits = flag_bits(machine)
+    modes = []
+    mask = 0
+    for raw in names:
+        name = raw.strip().upper()
+        if not name:
+            continue
+        if not name.startswith("O_") and name != "FASYNC":
+            name = "O_" + name
+        name = _ALIASES.get(name, name)
+        if name in ACCESS_MODES:
+            if ACCESS_MODES[name] not in modes:
+                modes.append(ACCESS_MODES[name])
+        elif name in bits:
+            mask |= bits[name]
+        else:
+            known = ", ".join(sorted(list(ACCESS_MODES) + list(bits)))
+            raise FlagError(f"unknown open flag {raw.strip()!r}; known flags: {known}")
+    return tuple(modes), mask
+
+
+def describe_flags(flags: int, machine: Optional[str] = None) -> str:
+    """``O_WRONLY|O_CREAT|O_TRUNC`` for 0o1101 (unknown bits in hex)."""
+    names = [name for name, value in ACCESS_MODES.items() if value == flags & O_ACCMODE]
+    rest = flags & ~O_ACCMODE
+    for name, bit in flag_bits(machine).items():
+        if rest & bit:
+            names.append(name)
+            rest &= ~bit
+    if rest:
+        names.append(hex(rest))
+    return "|".join(names)

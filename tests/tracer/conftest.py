@@ -1,0 +1,202 @@
+"""Fixtures that run the real tracer against the running kernel."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Iterator, List, Optional, Set
+
+import pytest
+
+OPENER = Path(__file__).with_name("opener.py")
+ATTACH_TIMEOUT_S = 30
+EVENT_TIMEOUT_S = 10
+
+
+def need_root() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root (CAP_BPF + CAP_PERFMON) to load BPF programs")
+
+
+class TracerProcess:
+    """``python -m openat ARGS`` with its output read in the background."""
+
+    def __init__(self, args: List[str]) -> None:
+        self.args = args
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "openat", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self.lines: "queue.Queue[bytes]" = queue.Queue()
+        self.stderr_lines: List[str] = []
+        self.attached = threading.Event()
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+        self._stderr_thread = threading.Thread(target=self._read_stderr, daemon=True)
+        self._stderr_thread.start()
+        deadline = time.monotonic() + ATTACH_TIMEOUT_S
+        while not self.attached.is_set():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError(f"tracer did not attach: {self.stderr_lines}")
+            self.attached.wait(0.05)
+
+    def _read_stdout(self) -> None:
+        for line in self.process.stdout:
+            self.lines.put(line.rstrip(b"\n"))
+
+    def _read_stderr(self) -> None:
+        for raw in self.process.stderr:
+            line = raw.decode(errors="replace").rstrip("\n")
+            self.stderr_lines.append(line)
+            if "tracing opens via" in line:
+                self.attached.set()
+
+    def wait_for(self, needle: bytes, timeout: float = EVENT_TIMEOUT_S) -> bytes:
+        """The first output line containing ``needle``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no line with {needle!r} within {timeout}s; stderr: {self.stderr_lines}")
+            try:
+                line = self.lines.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if needle in line:
+                return line
+
+    def lines_with(self, needle: bytes, settle: float = 1.0) -> List[bytes]:
+        """Every line with ``needle`` printed until output stays quiet for ``settle`` s."""
+        found = []
+        while True:
+            try:
+                line = self.lines.get(timeout=settle)
+            except queue.Empty:
+                return found
+            if needle in line:
+                found.append(line)
+
+    def stop(self, sig: int = signal.SIGINT) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            code = self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        self._stderr_thread.join(timeout=5)
+        return code
+
+
+class Opener:
+    """The opener child: a process with a chosen comm that opens on command."""
+
+    def __init__(self, comm: str = "openat-test") -> None:
+        self.comm = comm
+        self.process = subprocess.Popen(
+            [sys.executable, str(OPENER), comm], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        self.pid = int(self.process.stdout.readline())
+
+    def _ask(self, *words: str) -> int:
+        self.process.stdin.write(" ".join(words) + "\n")
+        self.process.stdin.flush()
+        answer = self.process.stdout.readline()
+        if answer.startswith("dfd "):
+            self.last_dfd = int(answer.split()[1])
+            answer = self.process.stdout.readline()
+        return int(answer)
+
+    def open(self, path: bytes, flags: int = os.O_RDONLY) -> int:
+        return self._ask("open", path.hex(), str(flags))
+
+    def openat2(self, path: bytes, flags: int = os.O_RDONLY) -> int:
+        return self._ask("openat2", path.hex(), str(flags))
+
+    def open_relative(self, directory: bytes, name: bytes, flags: int = os.O_RDONLY) -> int:
+        return self._ask("openrel", directory.hex(), name.hex(), str(flags))
+
+    def open_at_dir(self, directory: bytes, name: bytes, flags: int = os.O_RDONLY) -> int:
+        return self._ask("open_at_dir", directory.hex(), name.hex(), str(flags))
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            self.process.wait(timeout=10)
+        self.process.stdout.close()
+
+
+@pytest.fixture
+def unique_dir(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+@pytest.fixture
+def marker() -> bytes:
+    return f"openat-e2e-{uuid.uuid4().hex[:12]}".encode()
+
+
+@pytest.fixture
+def run_tracer():
+    """Start tracers with given arguments; all are stopped at teardown."""
+    need_root()
+    started: List[TracerProcess] = []
+
+    def start(*args: str) -> TracerProcess:
+        tracer = TracerProcess(list(args))
+        started.append(tracer)
+        return tracer
+
+    yield start
+    for tracer in started:
+        tracer.stop()
+
+
+@pytest.fixture
+def opener() -> Iterator[Opener]:
+    child = Opener()
+    yield child
+    child.close()
+
+
+def program_ids_held_by(pid: int) -> Set[int]:
+    """Ids of the BPF programs process ``pid`` holds (fds on programs or links)."""
+    ids: Set[int] = set()
+    fdinfo = Path(f"/proc/{pid}/fdinfo")
+    for entry in fdinfo.iterdir():
+        try:
+            text = entry.read_text()
+        except OSError:
+            continue  # closed meanwhile
+        for line in text.splitlines():
+            if line.startswith("prog_id:"):
+                ids.add(int(line.split()[1]))
+    return ids
+
+
+def loaded_program_ids() -> Set[int]:
+    from openat.syscalls import prog_ids
+
+    return set(prog_ids())
+
+
+def wait_until_unloaded(ids: Set[int], timeout: float = 10.0) -> Set[int]:
+    """Wait for the kernel to free programs ``ids``; return those still loaded.
+
+    Freeing is asynchronous (after an RCU grace period), so a program can be
+    listed for a moment after its last fd closed.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        left = ids & loaded_program_ids()
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.05)
