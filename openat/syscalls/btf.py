@@ -220,6 +220,7 @@ class Btf:
         self._words: memoryview | None = None
         self._names = b""  # u32 name_off of type id i+1 at bytes 4*i
         self._found: dict[tuple[str, BtfKind | None], list[int]] = {}
+        self._decoded: dict[int, BtfType] = {}
 
     @classmethod
     def load(cls, path: str = VMLINUX_BTF) -> "Btf":
@@ -358,7 +359,13 @@ class Btf:
         return BtfTypeRecord.parse(self.data[self._types_start + 4 * first : self._types_start + 4 * last])
 
     def type(self, type_id: int) -> BtfType:
-        """Decode one type (names resolved)."""
+        """Decode one type (names resolved); decoded types are cached."""
+        cached = self._decoded.get(type_id)
+        if cached is None:
+            cached = self._decoded[type_id] = self._decode(type_id)
+        return cached
+
+    def _decode(self, type_id: int) -> BtfType:
         record = self.raw_type(type_id)
         kind = BtfKind(record.kind)
         fields = dict(id=type_id, kind=kind, name=self.string(record.name_off))
@@ -562,3 +569,39 @@ def return_value_offset(*, arch: str | None = None, btf: Btf | None = None, use_
     reg = _RETURN_REG[_normalise_arch(arch)]
     return pt_regs_offsets([reg], arch=arch, btf=btf, use_btf=use_btf)[reg]
 
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def _main(argv: list[str] | None = None) -> int:
+    """``python -m openat.syscalls.btf [FUNC]``: look up FUNC and pt_regs, report time and memory."""
+    import argparse
+    import time
+
+    parser = argparse.ArgumentParser(prog="python -m openat.syscalls.btf", description=_main.__doc__)
+    parser.add_argument("function", nargs="?", default="do_sys_openat2")
+    parser.add_argument("--path", default=VMLINUX_BTF)
+    args = parser.parse_args(argv)
+    rss_before = _rss_kib()
+    start = time.perf_counter()
+    btf = Btf.load(args.path)
+    func = btf.func_id(args.function)
+    regs = pt_regs_offsets(btf=btf)
+    how = btf.member_offset("open_how", "flags")
+    elapsed = time.perf_counter() - start
+    params = ", ".join(p.name for p in btf.func_params(args.function))
+    print(f"{args.function}: BTF id {func} ({params})")
+    print("pt_regs: " + " ".join(f"{name}={offset}" for name, offset in regs.items()))
+    print(f"open_how.flags: {how}")
+    print(f"{len(btf)} types; lookups took {elapsed * 1000:.1f} ms, RSS +{(_rss_kib() - rss_before) / 1024:.1f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())

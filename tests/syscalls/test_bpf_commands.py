@@ -198,3 +198,30 @@ def test_prog_id_walk_finds_program_until_closed():
     with pytest.raises(BpfError) as exc:
         prog_get_fd_by_id(prog_id)
     assert exc.value.errno == errno.ENOENT
+
+
+def test_link_id_walk_and_fd_by_id():
+    from openat.syscalls import link_get_fd_by_id, link_ids, raw_tracepoint_open
+
+    with load_program(return_imm(0).encode(), ProgType.RAW_TRACEPOINT, name="t_link") as prog:
+        link = raw_tracepoint_open(prog, "sys_enter")
+        info = link.info()
+        assert info.prog_id == prog.id and info.tp_name == "sys_enter"
+        assert info.id in set(link_ids())
+        with link_get_fd_by_id(info.id) as again:
+            assert again.info().prog_id == prog.id
+        link.close()
+        assert info.id not in set(link_ids())
+
+
+def test_map_ids_of_a_program():
+    from openat.syscalls import map_get_fd_by_id
+
+    with create_map(MapType.ARRAY, 4, 8, 1, name="counter") as counter:
+        from .programs import count_own_calls
+
+        program = count_own_calls()
+        with load_program(program.encode({"counter": counter.fileno()}), ProgType.RAW_TRACEPOINT, name="t_maps") as prog:
+            assert prog.info().map_ids == (counter.id,)
+            with map_get_fd_by_id(counter.id) as same:
+                assert (same.name, same.value_size) == ("counter", 8)
