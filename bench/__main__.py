@@ -46,6 +46,12 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         help="comma-separated subset of %s" % ",".join(report.TRACER_ORDER),
     )
     parser.add_argument("--out", type=Path, help="results folder (default bench/results, or bench/results/tmp with --quick)")
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        help="seconds to wait, before measuring, for other users' tracing BPF programs to go and the CPUs to idle "
+        "(default 120, 0 with --quick)",
+    )
     parser.add_argument("--no-install", action="store_true", help="never apt-get/pip install; skip what is missing")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
@@ -53,6 +59,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     args.py_opens = args.py_opens or sizes["py_opens"]
     args.repeats = args.repeats or sizes["repeats"]
     args.kstats_opens = args.kstats_opens or max(args.opens // 5, 5_000)
+    if args.wait_quiet is None:
+        args.wait_quiet = 0 if args.quick else 120
     args.tracers = [t.strip() for t in args.tracers.split(",") if t.strip()]
     unknown = [t for t in args.tracers if t not in report.TRACER_ORDER]
     if unknown:
@@ -171,7 +179,10 @@ class Bench:
     def baseline_slot(self, repeat: int, index: int) -> None:
         tag = f"r{repeat}-base{index}"
         c, py, c_target, py_target = self.generators(tag)
-        self.runs.append({"repeat": repeat, "slot": report.BASELINE, "c": c, "py": py})
+        foreign = self.foreign_programs()
+        if foreign:
+            self.notes.append(f"round {repeat + 1}, no-tracer run {index + 1}: {foreign} tracing BPF program(s) of other users were loaded")
+        self.runs.append({"repeat": repeat, "slot": report.BASELINE, "c": c, "py": py, "foreign_programs": foreign})
         log(f"round {repeat + 1}: no tracer  C {c['ns_per_call']:.0f} ns  Python {py['ns_per_call']:.0f} ns")
         c_target.unlink()
         py_target.unlink()
@@ -283,7 +294,7 @@ class Bench:
                 p.setdefault("name", prog_names.get(p["id"]))
             out.update(programs=programs, opens=gen["calls"], ns_per_call_with_stats=gen["ns_per_call"])
             launch["vmhwm_kb"] = run.vmhwm_kb()
-            per_event = report._kernel_ns_per_event(programs)
+            per_event = report._kernel_ns_per_event(programs, gen["calls"])
             log(f"in-kernel: {name:9s} {per_event if per_event is None else round(per_event)} ns per event "
                 f"over {len(programs)} program(s)")
         except Exception as exc:
@@ -332,6 +343,34 @@ class Bench:
                     extra["decode_note"] = f"openat.bench_hooks.decode_rate failed: {exc!r}"
         return extra
 
+    def wait_for_quiet(self) -> None:
+        """Hold off while others' tracers or builds run: they move the baseline and every column.
+
+        Another user's openat tracer attached to sys_enter taxes the no-tracer
+        runs too, which shrinks every ratio; a busy second core steals the
+        tracer's CPU and shows up as lost events.
+        """
+        limit = self.args.wait_quiet
+        start = time.time()
+        while True:
+            foreign = self.foreign_programs() or 0
+            busy = env.cpu_busy(1.0)
+            if foreign == 0 and busy < 0.15:
+                if time.time() - start > 2:
+                    self.notes.append(f"waited {time.time() - start:.0f} s for a quiet machine")
+                return
+            waited = time.time() - start
+            if waited >= limit:
+                if foreign or busy >= 0.15:
+                    self.notes.append(
+                        f"machine not quiet when measuring started: {foreign} tracing BPF program(s) of other "
+                        f"users loaded, CPUs {busy:.0%} busy (the figures are noisier than usual)"
+                    )
+                return
+            log(f"waiting for a quiet machine: {foreign} foreign tracing program(s), CPUs {busy:.0%} busy "
+                f"({waited:.0f}/{limit:.0f} s)")
+            time.sleep(4)
+
     def foreign_programs(self) -> Optional[int]:
         """Tracepoint programs someone else has loaded: they would tax the no-tracer baseline too."""
         listing = kstats.all_programs()
@@ -344,13 +383,8 @@ class Bench:
     def run(self) -> dict[str, Any]:
         started = time.time()
         self.prepare()
+        self.wait_for_quiet()
         machine = env.machine_info()
-        foreign = self.foreign_programs()
-        if foreign:
-            self.notes.append(
-                f"{foreign} tracing BPF program(s) of other users were loaded at start; "
-                "if attached to openat they raise the baseline for every column alike"
-            )
         os.sched_setaffinity(0, {self.gen_cpu})  # the harness idles during runs; keep it off the tracer's core
         self.kstats_how = None
         try:

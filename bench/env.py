@@ -179,6 +179,23 @@ def machine_info() -> dict:
     }
 
 
+def _cpu_times() -> tuple[int, int]:
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return idle, sum(fields[:8])  # guest time is already inside user/nice
+
+
+def cpu_busy(interval: float = 1.0) -> float:
+    """Fraction of the whole machine's CPU time spent busy over ``interval`` seconds."""
+    import time
+
+    idle0, total0 = _cpu_times()
+    time.sleep(interval)
+    idle1, total1 = _cpu_times()
+    return 1 - (idle1 - idle0) / max(total1 - total0, 1)
+
+
 def git_head() -> Optional[str]:
     try:
         out = subprocess.run(

@@ -51,14 +51,16 @@ def test_parse_lost(text: str, expected) -> None:
     assert report.parse_lost(text) == expected
 
 
-def test_kernel_ns_sums_programs_over_busiest_count() -> None:
+def test_kernel_ns_sums_programs_over_generator_opens() -> None:
     programs = [
         {"id": 1, "run_time_ns": 3000, "run_cnt": 10},  # sys_enter
         {"id": 2, "run_time_ns": 7000, "run_cnt": 10},  # sys_exit
         {"id": 3, "run_time_ns": 0, "run_cnt": 0},  # loaded but never hit
     ]
-    assert report._kernel_ns_per_event(programs) == 1000.0
-    assert report._kernel_ns_per_event([{"id": 1, "run_time_ns": 0, "run_cnt": 0}]) is None
+    assert report._kernel_ns_per_event(programs, 10) == 1000.0
+    assert report._kernel_runs(programs, 10) == (2.0, 500.0)
+    assert report._kernel_ns_per_event([{"id": 1, "run_time_ns": 0, "run_cnt": 0}], 10) is None
+    assert report._kernel_ns_per_event(programs, 0) is None
 
 
 def test_kstats_delta_subtracts_per_program() -> None:
@@ -95,8 +97,8 @@ def sample_result(openat_available: bool = True) -> dict:
         "runs": runs,
         "launches": launches if openat_available else launches[:1],
         "kstats": {
-            "bpftrace": {"programs": [{"id": 1, "run_time_ns": 74_400, "run_cnt": 10}]},
-            "openat": {"programs": [{"id": 2, "run_time_ns": 3_000, "run_cnt": 10}]},
+            "bpftrace": {"programs": [{"id": 1, "run_time_ns": 74_400, "run_cnt": 10}], "opens": 10},
+            "openat": {"programs": [{"id": 2, "run_time_ns": 3_000, "run_cnt": 40}], "opens": 10},
         },
     }
     result["summary"] = report.summarize(result)
@@ -110,6 +112,8 @@ def test_summary_figures() -> None:
     assert summary["openat"]["c_ratio"] == pytest.approx(1.2)
     assert summary["openat"]["py_ratio"] == pytest.approx(1.1)
     assert summary["bpftrace"]["kernel_ns"] == 7440
+    assert summary["openat"]["kernel_runs_per_open"] == 4.0
+    assert summary["openat"]["kernel_ns_per_run"] == 75.0
     assert summary["openat"]["peak_rss_mb"] == pytest.approx(30.72)
     assert summary["openat"]["missing"] == 1
     assert summary["openat"]["lost"] == 1
