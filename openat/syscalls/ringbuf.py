@@ -205,6 +205,8 @@ class RingBuffer:
 
     def wait(self, timeout_ms: int = -1) -> bool:
         """Block until data is available or the timeout passes; True when there is data."""
+        if self._epoll is None:
+            raise ValueError("RingBuffer is closed")
         if self.pending_bytes():
             return True
         timeout = -1 if timeout_ms is None or timeout_ms < 0 else timeout_ms / 1000.0

@@ -147,6 +147,8 @@ def test_ring_buffer_close_is_idempotent(events):
     assert rb.closed
     with pytest.raises(ValueError):
         rb.fileno()
+    with pytest.raises(ValueError):
+        rb.poll(0)
 
 
 def test_tp_btf_with_btf_id_from_our_reader(events, ring):

@@ -225,3 +225,36 @@ def test_map_ids_of_a_program():
             assert prog.info().map_ids == (counter.id,)
             with map_get_fd_by_id(counter.id) as same:
                 assert (same.name, same.value_size) == ("counter", 8)
+
+
+def test_unprivileged_process_gets_permission_error_naming_capabilities():
+    from openat.syscalls import PermissionDeniedError
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: drop to nobody, try, report through the pipe, never return into pytest
+        try:
+            os.close(read_end)
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            try:
+                create_map(MapType.ARRAY, 4, 4, 1, name="t_unpriv").close()
+                report = "CREATED"
+            except PermissionDeniedError as exc:
+                report = f"{type(exc).__name__} {exc.errno} {exc}"
+            except BaseException as exc:
+                report = f"OTHER {type(exc).__name__} {exc}"
+            os.write(write_end, report.encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        report = pipe.read().decode()
+    os.waitpid(pid, 0)
+    if report == "CREATED":
+        with open("/proc/sys/kernel/unprivileged_bpf_disabled") as f:
+            assert f.read().strip() == "0"  # only possible where unprivileged BPF is allowed
+        return
+    assert report.startswith("PermissionDeniedError 1 BPF_MAP_CREATE"), report
+    assert "needs root, or CAP_BPF + CAP_PERFMON" in report
