@@ -55,8 +55,9 @@ class FlagError(ValueError):
 def parse_flag_filter(names: Iterable[str], machine: Optional[str] = None) -> Tuple[Tuple[int, ...], int]:
     """``O_WRONLY,O_CREAT`` → (access modes, mask of other flags).
 
-    Access modes are compared against ``flags & O_ACCMODE`` (O_RDONLY is 0,
-    so no mask can select it); other flags pass when any of them is set.
+    An open passes when it has any of the flags: access modes are compared
+    with ``flags & O_ACCMODE`` (O_RDONLY is 0, so no mask can select it),
+    the other flags are tested as a mask.
     Names are case-insensitive and the ``O_`` prefix is optional.
     """
     bits = flag_bits(machine)

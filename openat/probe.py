@@ -160,9 +160,10 @@ class KernelLayout:
 class Filters:
     """Which opens to report; every test runs in the kernel.
 
-    ``access_modes``: O_RDONLY/O_WRONLY/O_RDWR as 0/1/2, matched against
-    ``flags & O_ACCMODE`` (a mask test cannot express O_RDONLY, which is 0).
-    ``flag_mask``: other flags, of which an open must have at least one.
+    An open passes the flag filter when it has any of the listed flags:
+    ``access_modes`` (O_RDONLY/O_WRONLY/O_RDWR as 0/1/2) are compared with
+    ``flags & O_ACCMODE``, because no mask can test for O_RDONLY, which is 0;
+    ``flag_mask`` holds the other flags.
     """
 
     pids: Tuple[int, ...] = ()
@@ -275,15 +276,16 @@ def _emit_entry_filters(p: Program, filters: Filters, flags_base: Register, flag
             p.lddw(R2, int.from_bytes(wanted[half : half + 8], "little"))
             p.jne(R1, R2, "out")
     if filters.access_modes or filters.flag_mask:
+        # Any listed flag passes: an access mode by equality, the rest by mask.
         p.ldxdw(R1, flags_base, flags_off)
-        if filters.access_modes:
-            p.mov(R2, R1)
-            p.and_(R2, O_ACCMODE)
-            _one_of(p, R2, filters.access_modes, "mode_ok")
         if filters.flag_mask:
             p.jset(R1, filters.flag_mask, "flags_ok")
-            p.ja("out")
-            p.label("flags_ok")
+        if filters.access_modes:
+            p.and_(R1, O_ACCMODE)
+            for mode in filters.access_modes:
+                p.jeq(R1, mode, "flags_ok")
+        p.ja("out")
+        p.label("flags_ok")
 
 
 def _one_of(p: Program, register: Register, values: Sequence[int], passed: str) -> None:

@@ -47,6 +47,7 @@ from .syscalls.btf import Btf, BtfError, BtfKind, return_value_offset, syscall_a
 from .syscalls.kallsyms import find_symbol
 from .syscalls.perf import (
     kprobe_events_available,
+    kprobe_pmu_type,
     perf_event_open_kprobe,
     perf_event_open_kprobe_legacy,
     perf_event_open_tracepoint,
@@ -277,7 +278,13 @@ class Tracer:
         if not programs:
             raise TracerError(f"{mode}: this kernel has none of the open syscall tracepoints")
         fds = self.map_fds()
-        function = self._open_function() if mode in ("kprobe", "fentry") else None
+        if mode == "kprobe":
+            self._require_kprobes()
+            function = self._open_function()  # kallsyms: the name may carry a suffix
+        elif mode == "fentry":
+            function = self._open_function_in_btf()
+        else:
+            function = None
         for probe in programs:
             if function is not None:
                 probe.target = function
@@ -321,6 +328,25 @@ class Tracer:
             if symbol is not None:
                 return symbol.name
         raise NotSupportedError(errno.ENOENT, "kallsyms", f"none of {', '.join(OPEN_FUNCTIONS)} in /proc/kallsyms")
+
+    def _open_function_in_btf(self) -> str:
+        """do_sys_openat2 (or do_sys_open), as BTF names it: fentry's target."""
+        for name in OPEN_FUNCTIONS:
+            try:
+                self._btf_id(name, BtfKind.FUNC)
+                return name
+            except NotSupportedError as error:
+                missing = error
+        raise missing
+
+    def _require_kprobes(self) -> None:
+        """Fail fast, before reading kallsyms, when the kernel has no kprobes at all."""
+        if kprobe_pmu_type() is None and not kprobe_events_available():
+            raise NotSupportedError(
+                errno.ENOENT,
+                "kprobe",
+                "no kprobe PMU and no tracefs kprobe_events (kernel without CONFIG_KPROBES?)",
+            )
 
     def _kprobe_event(self, symbol: str, retprobe: bool):
         try:

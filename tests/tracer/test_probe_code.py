@@ -1,0 +1,73 @@
+"""The generated probe: what the bytecode contains, without a kernel."""
+
+import pytest
+
+from openat.asm import disassemble
+from openat.probe import ATTACH_MODES, Filters, ProbeOptions, build_probe
+from openat.tracer import discover_layout
+
+FIELDS = {
+    f"sys_{side}_{name}": ({"dfd": 16, "filename": 24, "flags": 32, "how": 32} if side == "enter" else {"ret": 16})
+    for name in ("open", "openat", "openat2")
+    for side in ("enter", "exit")
+}
+
+
+@pytest.fixture(params=["x86_64", "aarch64"])
+def layout(request):
+    base = discover_layout(None, None, machine=request.param)
+    return base.__class__(**{**base.__dict__, "tracepoint_fields": FIELDS})
+
+
+@pytest.mark.parametrize("mode", ATTACH_MODES)
+def test_every_mode_builds_and_disassembles(layout, mode):
+    programs = build_probe(mode, layout, ProbeOptions())
+    assert programs
+    for probe in programs:
+        assert len(probe.name) <= 15
+        text = disassemble(probe.program.encode({name: 3 for name in probe.program.map_names}))
+        assert "exit" in text
+        # Every slot knows the Python line that emitted it.
+        assert all(source.startswith("probe.py:") for source in probe.program.slot_sources())
+
+
+def test_arm64_has_no_open_syscall(layout):
+    programs = build_probe("tracepoint", layout, ProbeOptions())
+    targets = {probe.target for probe in programs}
+    assert ("syscalls/sys_enter_open" in targets) == (layout.machine == "x86_64")
+
+
+def count_calls(mode, layout, filters, helper):
+    listing = "\n".join(p.program.listing() for p in build_probe(mode, layout, ProbeOptions(filters=filters)))
+    return listing.count(helper)
+
+
+def test_filters_only_add_code_when_asked(layout):
+    assert count_calls("raw_tp", layout, Filters(), "bpf_get_current_comm") == 1  # the record's comm
+    assert count_calls("raw_tp", layout, Filters(comm=b"cat"), "bpf_get_current_comm") == 2
+    assert count_calls("raw_tp", layout, Filters(), "bpf_current_task_under_cgroup") == 0
+    assert count_calls("raw_tp", layout, Filters(cgroup=True), "bpf_current_task_under_cgroup") == 1
+
+
+def test_pid_filter_compares_each_pid(layout):
+    listing = build_probe("tracepoint", layout, ProbeOptions(filters=Filters(pids=(1234, 5678))))[0].program.listing()
+    assert "0x4d2" in listing and "0x162e" in listing
+
+
+def test_failed_filter_tests_the_return_value(layout):
+    plain = build_probe("raw_tp", layout, ProbeOptions())[1].program.listing()
+    failed = build_probe("raw_tp", layout, ProbeOptions(filters=Filters(failed_only=True)))[1].program.listing()
+    assert "s>=" not in plain and "s>=" in failed
+
+
+@pytest.mark.parametrize("bad", [dict(pids=(-1,)), dict(uids=(2**32,)), dict(comm=b""), dict(comm=b"x" * 16)])
+def test_filter_values_are_checked(bad):
+    with pytest.raises(ValueError):
+        Filters(**bad)
+
+
+def test_filename_size_bounds():
+    with pytest.raises(ValueError, match="out of range"):
+        ProbeOptions(filename_size=1)
+    with pytest.raises(ValueError, match="out of range"):
+        ProbeOptions(filename_size=4097)
