@@ -22,10 +22,12 @@ import re
 import time
 from typing import Callable, Optional
 
-from .records import KIND_COMPLETE, SYSCALL_NAMES, OpenEvent
+from .records import HEADER_STRUCT, KIND_COMPLETE, SYSCALL_NAMES, OpenEvent, decode_event, split_name
+
+_unpack_header = HEADER_STRUCT.unpack_from
 
 # Bytes that need no thought: printable ASCII except space and backslash.
-_PLAIN_ASCII = re.compile(rb"[\x21-\x5b\x5d-\x7e]*\Z")
+_PLAIN_BYTES = bytes(range(0x21, 0x7F)).replace(b"\\", b"")
 
 
 def _escape_char(char: str) -> str:
@@ -39,13 +41,25 @@ def _escape_char(char: str) -> str:
 
 def escape(raw: bytes) -> str:
     """``raw`` as a single printable token with no spaces (see module doc)."""
-    if _PLAIN_ASCII.match(raw):
+    if not raw.translate(None, _PLAIN_BYTES):  # C-speed check: nothing to escape
         return raw.decode("ascii")
     text = raw.decode("utf-8", "surrogateescape")
     return "".join(
         char if (char.isprintable() and char != " " and char != "\\") else _escape_char(char)
         for char in text
     )
+
+
+class _EscapeCache(dict):
+    """Escaped forms of recently seen values: comms repeat on almost every line."""
+
+    LIMIT = 4096
+
+    def __missing__(self, raw: bytes) -> str:
+        if len(self) >= self.LIMIT:
+            self.clear()
+        text = self[raw] = escape(raw)
+        return text
 
 
 _UNESCAPE = re.compile(r"\\(\\|x([0-9a-f]{2})|u\{([0-9a-f]+)\})")
@@ -133,24 +147,47 @@ def format_return(ret: int) -> str:
 
 
 class TextFormatter:
-    """The seed's line: ``TIME pid= uid= flags= comm= file=`` (+ ``ret=``)."""
+    """The seed's line: ``TIME pid= uid= flags= comm= file=`` then ``ret=``.
+
+    ``formatter(event)`` formats an :class:`OpenEvent`; ``from_record(raw)``
+    formats a ring-buffer record directly, which is the consumer's hot path.
+    Both go through :meth:`_line`, so they cannot disagree.
+    """
 
     def __init__(self, clock: Clock, *, path_of: Optional[Callable[[OpenEvent], bytes]] = None) -> None:
         self.clock = clock
         self.path_of = path_of
+        self._comms = _EscapeCache()
 
     def __call__(self, event: OpenEvent) -> str:
         name = self.path_of(event) if self.path_of else event.filename
-        file_text = escape(name) + ("\\..." if event.truncated else "")
-        if event.read_error is not None:
-            file_text = f"\\?{errno_name(-event.read_error)}"
-        line = (
-            f"pid={event.pid} uid={event.uid} flags={event.flags:#x} "
-            f"comm={escape(event.comm)} file={file_text}"
+        return self._line(
+            event.timestamp_ns, event.pid, event.uid, event.flags, event.comm,
+            name, event.truncated, event.read_error, event.ret, event.kind,
         )
-        if event.kind == KIND_COMPLETE:
-            line += f" ret={format_return(event.ret)}"
-        stamp = self.clock.text(event.timestamp_ns)
+
+    def from_record(self, record: "bytes | memoryview") -> str:
+        """The line for one raw ring-buffer record."""
+        if self.path_of is not None:
+            return self(decode_event(record))  # resolving a path needs the whole event
+        (timestamp_ns, _tid, pid, uid, _gid, flags, ret, _dfd, _syscall, comm, name_len, kind) = _unpack_header(record)
+        name, truncated, read_error = split_name(record, name_len)
+        return self._line(
+            timestamp_ns, pid, uid, flags, comm.split(b"\0", 1)[0], name, truncated, read_error, ret, kind
+        )
+
+    def _line(
+        self, timestamp_ns: int, pid: int, uid: int, flags: int, comm: bytes, name: bytes,
+        truncated: bool, read_error: Optional[int], ret: int, kind: int,
+    ) -> str:
+        if read_error is not None:
+            file_text = f"\\?{errno_name(-read_error)}"
+        else:
+            file_text = escape(name) + ("\\..." if truncated else "")
+        line = f"pid={pid} uid={uid} flags={flags:#x} comm={self._comms[comm]} file={file_text}"
+        if kind == KIND_COMPLETE:
+            line += f" ret={ret}" if ret >= 0 else f" ret={format_return(ret)}"
+        stamp = self.clock.text(timestamp_ns)
         return line if stamp is None else f"{stamp} {line}"
 
 
@@ -166,6 +203,10 @@ class JsonFormatter:
     def __init__(self, clock: Clock, *, path_of: Optional[Callable[[OpenEvent], bytes]] = None) -> None:
         self.clock = clock
         self.path_of = path_of
+
+    def from_record(self, record: "bytes | memoryview") -> str:
+        """The line for one raw ring-buffer record."""
+        return self(decode_event(record))
 
     def __call__(self, event: OpenEvent) -> str:
         name = self.path_of(event) if self.path_of else event.filename

@@ -18,7 +18,7 @@ the buffer from a longer one, so the probe checks the next byte.
 from __future__ import annotations
 
 import struct
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Tuple
 
 import construct
 from construct import Bytes, Int32sl, Int32ul, Int64sl, Int64ul, Struct
@@ -117,6 +117,17 @@ class OpenEvent(NamedTuple):
         return self.kind == KIND_COMPLETE
 
 
+def split_name(record: "bytes | memoryview", name_len: int) -> Tuple[bytes, bool, Optional[int]]:
+    """(name, truncated, read_error) from a record and its ``filename_len``."""
+    if name_len <= 0:
+        return b"", False, (name_len if name_len < 0 else None)
+    carried = len(record) - HEADER_SIZE
+    # The carried bytes end with the NUL the probe copied; a name_len beyond
+    # them is the probe's mark for a name cut short.
+    end = HEADER_SIZE + (name_len if name_len <= carried else carried) - 1
+    return bytes(record[HEADER_SIZE:end]), name_len > carried, None
+
+
 def decode_event(record: "bytes | memoryview") -> OpenEvent:
     """Decode one ring-buffer record (header plus name bytes)."""
     if len(record) < HEADER_SIZE:
@@ -124,31 +135,10 @@ def decode_event(record: "bytes | memoryview") -> OpenEvent:
     (timestamp_ns, tid, pid, uid, gid, flags, ret, dfd, syscall, comm, name_len, kind) = (
         HEADER_STRUCT.unpack_from(record)
     )
-    read_error: Optional[int] = None
-    truncated = False
-    if name_len <= 0:
-        filename = b""
-        read_error = name_len if name_len < 0 else None
-    else:
-        carried = len(record) - HEADER_SIZE
-        truncated = name_len > carried
-        # The carried bytes end with the NUL the probe copied.
-        filename = bytes(record[HEADER_SIZE : HEADER_SIZE + min(name_len, carried) - 1])
+    filename, truncated, read_error = split_name(record, name_len)
     return OpenEvent(
-        timestamp_ns,
-        tid,
-        pid,
-        uid,
-        gid,
-        flags,
-        ret,
-        dfd,
-        syscall,
-        comm.split(b"\0", 1)[0],
-        filename,
-        truncated,
-        read_error,
-        kind,
+        timestamp_ns, tid, pid, uid, gid, flags, ret, dfd, syscall,
+        comm.split(b"\0", 1)[0], filename, truncated, read_error, kind,
     )
 
 

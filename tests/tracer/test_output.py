@@ -114,3 +114,26 @@ def test_timestamp_modes(mode):
 def test_unknown_timestamp_mode():
     with pytest.raises(ValueError, match="unknown timestamp mode"):
         Clock("martian")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    name=st.binary(max_size=40),
+    comm=st.binary(max_size=15).map(lambda c: c.replace(b"\0", b"")),
+    ret=st.integers(-4095, 2**31),
+    flags=st.integers(0, 2**32),
+    truncated=st.booleans(),
+    unreadable=st.booleans(),
+)
+def test_record_fast_path_equals_event_path(name, comm, ret, flags, truncated, unreadable):
+    from openat.records import decode_event, encode_event
+
+    original = event(name.replace(b"\0", b""), comm=comm, ret=ret, flags=flags, truncated=truncated and not unreadable,
+                     read_error=-14 if unreadable else None)
+    if unreadable:
+        original = original._replace(filename=b"")
+    raw = encode_event(original)
+    formatter = TextFormatter(Clock())
+    assert formatter.from_record(raw) == formatter(decode_event(raw)) == formatter(original)
+    json_formatter = JsonFormatter(Clock())
+    assert json_formatter.from_record(raw) == json_formatter(original)
