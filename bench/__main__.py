@@ -247,7 +247,7 @@ class Bench:
     @staticmethod
     def _lost(run: TracerRun) -> dict[str, Any]:
         stderr = run.stderr_text()
-        reported = report.parse_lost(stderr)
+        reported = report.parse_lost(stderr, cumulative=run.spec.lost_cumulative)
         for line in run.counter.lost_lines if run.counter else []:
             reported = (reported or 0) + int(line.split()[1])
         return {"reported_lost": reported, "stderr_tail": stderr.strip().splitlines()[-5:]}

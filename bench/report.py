@@ -47,15 +47,26 @@ _LOST_PATTERNS = (
     re.compile(r"(?i)\blost\b\D{0,24}?(\d+)"),
     re.compile(r"(?i)(\d+)\s+(?:\w+\s+){0,2}lost\b"),
 )
+_LOST_WORD = re.compile(r"(?i)\blost\b")
 
 
-def parse_lost(stderr_text: str) -> Optional[int]:
-    """Sum of the lost-event counts a tracer printed, or None if it reported none.
+def parse_lost(stderr_text: str, cumulative: bool = False) -> Optional[int]:
+    """The lost-event count a tracer printed, or None if it reported none.
 
     None (rather than 0) keeps "the tool never says" apart from "the tool said 0".
+    Tools that report increments (opensnoop's "Lost N events on CPU #i" per
+    perf-buffer callback, bpftrace's "Lost N events") are summed; a tool that
+    reports running totals (openat: "N events lost …, M in all", then the total
+    at exit) is read as the largest number on its lost lines.
     """
     total: Optional[int] = None
     for line in stderr_text.splitlines():
+        if cumulative:
+            if _LOST_WORD.search(line):
+                numbers = [int(n) for n in re.findall(r"\d+", line)]
+                if numbers:
+                    total = max(total or 0, max(numbers))
+            continue
         for pattern in _LOST_PATTERNS:
             match = pattern.search(line)
             if match:
@@ -187,6 +198,17 @@ def summarize(raw: dict[str, Any]) -> dict[str, Any]:
             figures["kernel_runs_per_open"], figures["kernel_ns_per_run"] = _kernel_runs(
                 kst["programs"], kst.get("opens", 0)
             )
+            opens = kst.get("opens") or 0
+            figures["kernel_programs"] = [
+                {
+                    "name": p.get("name") or f"id {p['id']}",
+                    "attach": p.get("attach"),
+                    "runs_per_open": p["run_cnt"] / opens if opens else None,
+                    "ns_per_run": p["run_time_ns"] / p["run_cnt"] if p.get("run_cnt") else None,
+                    "ns_per_open": p["run_time_ns"] / opens if opens else None,
+                }
+                for p in kst["programs"]
+            ]
         errors = [l["error"] for l in launches if l.get("error")]
         if errors:
             figures["errors"] = errors
@@ -355,6 +377,23 @@ def render_markdown(result: dict[str, Any]) -> str:
             lines.append(f"\n{TRACER_LABELS.get(name, name)} not available: {fig.get('reason', '')}")
         for err in fig.get("errors", []):
             lines.append(f"\n{TRACER_LABELS.get(name, name)} error: {err}")
+
+    program_lines = []
+    for name in names:
+        progs = summary[name].get("kernel_programs") or []
+        parts = []
+        for p in progs:
+            if p["runs_per_open"] is None or p["ns_per_run"] is None:
+                continue
+            where = f" at {p['attach']}" if p.get("attach") else ""
+            parts.append(
+                f"{p['name']}{where}: {p['runs_per_open']:.1f} runs per open × {p['ns_per_run']:,.0f} ns"
+                f" = {p['ns_per_open']:,.0f} ns"
+            )
+        if parts:
+            program_lines.append(f"- {TRACER_LABELS.get(name, name)}: " + "; ".join(parts))
+    if program_lines:
+        lines += ["", "## BPF programs (in-kernel phase, per open made by the generator)", ""] + program_lines
 
     extras = []
     if result.get("asm"):

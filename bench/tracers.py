@@ -39,6 +39,8 @@ class TracerSpec:
     reason: str = ""
     version: Optional[str] = None
     env: dict = field(default_factory=dict)
+    # openat reports running totals of lost events, the peers report increments
+    lost_cumulative: bool = False
 
 
 def bpftrace_spec(binary: str) -> TracerSpec:
@@ -54,7 +56,9 @@ def openat_spec() -> TracerSpec:
 
     Probed with --help so an unfinished tracer costs a line in the report, not the run.
     """
-    spec = TracerSpec("openat", [sys.executable, "-m", "openat"], env={"PYTHONPATH": str(REPO)})
+    spec = TracerSpec(
+        "openat", [sys.executable, "-m", "openat"], env={"PYTHONPATH": str(REPO)}, lost_cumulative=True
+    )
     if not (REPO / "openat" / "__main__.py").exists():
         spec.available = False
         spec.reason = "`python -m openat` is not in the tree yet (no openat/__main__.py)"

@@ -51,6 +51,16 @@ def test_parse_lost(text: str, expected) -> None:
     assert report.parse_lost(text) == expected
 
 
+def test_parse_lost_running_totals_take_the_largest() -> None:
+    text = (
+        "openat: tracing opens via tp_btf (sys_enter, sys_exit)\n"
+        "openat: 6167 events lost (ring buffer full), 17363 in all; try a larger --ring-size\n"
+        "openat: 17363 events lost; try a larger --ring-size\n"
+    )
+    assert report.parse_lost(text, cumulative=True) == 17363
+    assert report.parse_lost("openat: tracing opens via tp_btf (sys_enter, sys_exit)\n", cumulative=True) is None
+
+
 def test_kernel_ns_sums_programs_over_generator_opens() -> None:
     programs = [
         {"id": 1, "run_time_ns": 3000, "run_cnt": 10},  # sys_enter
