@@ -226,6 +226,8 @@ class JsonFormatter:
             syscall=SYSCALL_NAMES.get(event.syscall, str(event.syscall)),
         )
         _put_text(record, "file", name)
+        if self.path_of is not None:
+            record["resolved"] = name.startswith(b"/")
         if event.truncated:
             record["truncated"] = True
         if event.read_error is not None:

@@ -137,3 +137,10 @@ def test_record_fast_path_equals_event_path(name, comm, ret, flags, truncated, u
     assert formatter.from_record(raw) == formatter(decode_event(raw)) == formatter(original)
     json_formatter = JsonFormatter(Clock())
     assert json_formatter.from_record(raw) == json_formatter(original)
+
+
+def test_json_says_whether_a_full_path_was_resolved():
+    formatter = JsonFormatter(Clock(), path_of=lambda event: event.filename)
+    assert json.loads(formatter(event(b"relative")))["resolved"] is False
+    assert json.loads(formatter(event(b"/abs")))["resolved"] is True
+    assert "resolved" not in json.loads(JsonFormatter(Clock())(event(b"relative")))
