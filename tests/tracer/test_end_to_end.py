@@ -121,6 +121,10 @@ def test_signal_detaches_everything_and_reports_lost(run_tracer, sig):
     assert len(mine) >= 1, "the tracer's programs should be loaded while it runs"
     assert tracer.stop(sig) == 0
     assert not wait_until_unloaded(mine), "programs left loaded after exit"
+    for events in ("/sys/kernel/tracing/kprobe_events", "/sys/kernel/debug/tracing/kprobe_events"):
+        if os.path.exists(events):
+            with open(events) as f:
+                assert f"openat_{tracer.process.pid}" not in f.read(), "kprobe left in tracefs"
     assert any(re.search(r"\d+ events lost", line) for line in tracer.stderr_lines), tracer.stderr_lines
     assert not any("Traceback" in line for line in tracer.stderr_lines)
 
