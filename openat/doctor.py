@@ -39,6 +39,38 @@ def _capabilities() -> int:
     return 0
 
 
+LOCKDOWN_FILE = "/sys/kernel/security/lockdown"
+
+
+def read_lockdown_via_temporary_mount() -> Optional[str]:
+    """The lockdown mode, read from a securityfs mounted for a moment.
+
+    securityfs is often not mounted; mounting it on a private temporary
+    directory (and unmounting it again) leaves the system as it was.
+    Returns None when it cannot be read, or when lockdown is off.
+    """
+    import re
+    import tempfile
+
+    from .syscalls import _libc
+
+    where = tempfile.mkdtemp(prefix="openat-securityfs-")
+    try:
+        _libc.mount("securityfs", where, "securityfs")
+    except OSError:
+        os.rmdir(where)
+        return None
+    try:
+        with open(os.path.join(where, "lockdown")) as f:
+            match = re.search(r"\[(\w+)\]", f.read())
+    except OSError:
+        match = None
+    finally:
+        _libc.umount(where)
+        os.rmdir(where)
+    return match.group(1) if match and match.group(1) != "none" else None
+
+
 def attach_support(mode: str) -> Tuple[bool, str]:
     """Whether the tracer can attach via ``mode`` here, by attaching for a moment.
 
@@ -119,9 +151,9 @@ def run_checks(report: Callable[[Check], None]) -> List[Check]:
     from .syscalls.tracefs import ensure_tracefs, tracepoint_exists
     from .tracer import open_btf
 
-    lockdown = lockdown_mode()
-    if lockdown is None and not os.path.exists("/sys/kernel/security/lockdown"):
-        add(Check("lockdown", "WARN", "unknown: securityfs is not mounted",
+    lockdown = lockdown_mode() if os.path.exists(LOCKDOWN_FILE) else read_lockdown_via_temporary_mount()
+    if lockdown is None and not os.path.exists(LOCKDOWN_FILE):
+        add(Check("lockdown", "WARN", "unknown: securityfs could not be read",
                   "mount -t securityfs securityfs /sys/kernel/security to see it"))
     elif lockdown:
         add(Check("lockdown", "WARN", f"{lockdown}: the kernel may refuse some program types to root",

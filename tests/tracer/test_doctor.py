@@ -29,6 +29,10 @@ def test_doctor_reports_this_kernel():
         assert lines["kprobes"].startswith("FAIL")
         assert lines["attach kprobe"].startswith("FAIL")
     assert "auto attach" in result.stdout and "tracing works here" in result.stdout
+    # Lockdown is read from securityfs, mounted for a moment if it is not mounted.
+    assert lines["lockdown"].split()[0] in ("OK", "WARN")
+    with open("/proc/mounts") as mounts:
+        assert "openat-securityfs" not in mounts.read()
 
 
 # Runs openat in this process after dropping every capability (capset with
