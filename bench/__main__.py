@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from . import env, kstats, report
-from .tracers import TracerRun, TracerSpec, bpftrace_spec, opensnoop_spec, openat_spec, pin
+from .tracers import TracerRun, TracerSpec, bpftrace_spec, clean_env, opensnoop_spec, openat_spec, pin, removed_env
 
 FULL = {"opens": 500_000, "py_opens": 100_000, "repeats": 3}
 QUICK = {"opens": 20_000, "py_opens": 5_000, "repeats": 1}
@@ -71,7 +71,9 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
 
 
 def run_generator(command: list[str], cpu: int, timeout: float = 600) -> dict[str, Any]:
-    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, preexec_fn=pin(cpu))
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, preexec_fn=pin(cpu), env=clean_env()
+    )
     if result.returncode != 0:
         raise RuntimeError(f"{command[0]} failed: {result.stderr.strip()}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -119,6 +121,19 @@ class Bench:
             self.specs["openat"] = openat_spec()
             if self.specs["openat"].available:
                 self.specs["openat"].version = f"{self.specs['openat'].version} (git {env.git_head()})"
+                # As `pip install` would have: without .pyc files every launch
+                # recompiles openat and start-up measures the compiler.
+                subprocess.run(
+                    [sys.executable, "-m", "compileall", "-q", str(env.REPO / "openat")],
+                    env=clean_env(),
+                    capture_output=True,
+                )
+        removed = removed_env()
+        if removed:
+            self.notes.append(
+                f"removed from the tracers' and generators' environment, as a user's shell would not have them: "
+                + ", ".join(removed)
+            )
         if kstats.syscalls_programs() is None:  # bpftool only stands in for openat.syscalls' id walk
             _, why = installer.ensure("bpftool")
             if why:

@@ -85,9 +85,36 @@ def openat_spec() -> TracerSpec:
     return spec
 
 
+# Interpreter switches a developer's or CI shell may carry and a user's would
+# not: no bytecode cache makes every launch recompile openat (start-up), an
+# unbuffered stdout changes how output is written, the rest add debug work.
+DISTORTING_ENV = (
+    "PYTHONDONTWRITEBYTECODE",
+    "PYTHONUNBUFFERED",
+    "PYTHONDEVMODE",
+    "PYTHONMALLOC",
+    "PYTHONMALLOCSTATS",
+    "PYTHONTRACEMALLOC",
+    "PYTHONPROFILEIMPORTTIME",
+    "PYTHONASYNCIODEBUG",
+    "PYTHONVERBOSE",
+    "PYTHONINSPECT",
+    "PYTHONWARNINGS",
+)
+
+
+def clean_env() -> dict:
+    """This process's environment less the switches above: what tracers and generators get."""
+    return {k: v for k, v in os.environ.items() if k not in DISTORTING_ENV}
+
+
+def removed_env() -> list[str]:
+    return [k for k in DISTORTING_ENV if k in os.environ]
+
+
 def _env(spec: TracerSpec) -> dict:
-    env = dict(os.environ)
-    for key, value in spec.env.items():
+    env = clean_env()
+    for key, value in spec.env.items():  # a caller's explicit choice wins over the clean-up
         env[key] = value + (os.pathsep + env[key] if key == "PYTHONPATH" and env.get(key) else "")
     return env
 
