@@ -1,29 +1,30 @@
 """The probe: eBPF programs, written with ``openat.asm``, that report opens.
 
-An open is seen twice. At **entry** the probe notes the arguments (dfd, the
-file name pointer, flags) in a hash keyed by thread; at **exit** it takes
-them back, adds the return value, copies the file name and sends one record.
-Reading the name at exit matters: at entry the page holding it may not be
-resident yet, and a probe cannot fault it in (``probe_read_user_str`` gives
-EFAULT); by exit the kernel has read it itself. fexit sees the arguments and
-the return value together, so it needs one program and no hash.
+Each open becomes one record, sent at syscall **exit**, where the result is
+known and the file name's page is resident (at entry it may not be yet, and
+a probe cannot fault it in: ``probe_read_user_str`` would give EFAULT).
 
-Where each attach point finds the arguments:
+How each attach point gets the arguments to the exit side:
 
-===========  ====================================  ==================================
-attach       entry context (r1)                    exit context
-===========  ====================================  ==================================
-kprobe       kernel ``pt_regs`` of do_sys_openat2  kretprobe: ``pt_regs``, ret in ax
-fentry       (fexit only)                          u64 args: dfd, name, how, ret
-tp_btf       u64 args of sys_enter (regs, id)      sys_exit (regs, ret), BTF loads
-raw_tp       u64 args of sys_enter (regs, id)      sys_exit (regs, ret)
-tracepoint   the syscall's trace record            sys_exit_* record, ``ret`` field
-===========  ====================================  ==================================
+===========  ==========================================  ==========================
+attach       programs                                    arguments at exit from
+===========  ==========================================  ==========================
+tp_btf       sys_exit only: ctx is (regs, ret)           the user pt_regs, BTF loads
+raw_tp       sys_exit only: ctx is (regs, ret)           the user pt_regs, one read
+fentry       fexit on do_sys_openat2 only                its (dfd, name, how, ret)
+kprobe       kprobe + kretprobe on do_sys_openat2        a hash keyed by thread
+tracepoint   sys_enter_* + sys_exit_* per syscall        a hash keyed by thread
+===========  ==========================================  ==========================
+
+At sys_exit the user registers still hold the arguments (the kernel restores
+them for the return to user space), so the raw tracepoints need one program
+and no hash. A kretprobe or a sys_exit_* tracepoint only sees the result, so
+there an entry program notes the arguments in a hash keyed by thread.
 
 Filters are compiled into the code, so a filtered-out open costs no record.
-Wakeups are what a ring buffer costs most, so a record is sent with
-BPF_RB_NO_WAKEUP unless the unread data passes a fill mark; the reader polls
-on a short timer for the rest.
+Wakeups are what a ring buffer costs most, so records go out with
+BPF_RB_NO_WAKEUP and only the record that makes the unread data cross a
+multiple of the fill mark wakes the reader; it also polls on a short timer.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ assert OFF_SYSCALL == OFF_DFD + 4 and _offset_in(INFLIGHT, "syscall") == IN_DFD 
 # Stack frame (offsets from r10). Each slot has one use per program.
 STACK_KEY = -8  # u64 pid_tgid: the inflight key
 STACK_INFLIGHT = -40  # INFLIGHT being built at entry (32 bytes)
-STACK_ARGS = -64  # raw_tp: argument registers copied from pt_regs (24 bytes)
+STACK_ARGS = -128  # raw_tp: pt_regs slots copied to the stack (up to 32 bytes)
 STACK_COMM = -80  # --name: this task's comm (16 bytes)
 STACK_INDEX = -84  # u32 0: index into the array maps
 STACK_BYTE = -88  # the byte after a full name buffer
@@ -135,7 +136,8 @@ class KernelLayout:
     """Offsets the probe needs from the running kernel (BTF, or tables).
 
     ``arg_offsets``: byte offsets in ``struct pt_regs`` of the first three
-    arguments (di, si, dx on x86_64); ``return_offset`` of the return value
+    arguments at entry (di, si, dx on x86_64); ``exit_arg_offsets`` of the
+    same arguments at sys_exit; ``return_offset`` of the return value
     (ax); ``syscall_nr_offset`` of the syscall number at exit (orig_ax, read
     as 32 bits: arm64's syscallno is an s32).
     """
@@ -145,6 +147,9 @@ class KernelLayout:
     return_offset: int
     syscall_nr_offset: int
     open_how_flags_offset: int = 0
+    # Where the first three syscall arguments are at sys_exit: the same
+    # registers on x86_64; on arm64 the result overwrote x0, kept in orig_x0.
+    exit_arg_offsets: Tuple[int, int, int] = (0, 0, 0)
     # tracepoint name -> {field name -> offset}, from tracefs format files
     tracepoint_fields: Dict[str, Dict[str, int]] = field(default_factory=dict)
 
@@ -193,12 +198,15 @@ class ProbeOptions:
     """What the user chose that changes the generated code."""
 
     filename_size: int = DEFAULT_FILENAME_SIZE  # bytes, NUL included
-    wakeup_mark: int = 512 * 1024  # unread bytes that make a record wake the reader
+    wakeup_mark: int = 512 * 1024  # the reader is woken each time unread data crosses a multiple of this
     filters: Filters = Filters()
 
     def __post_init__(self) -> None:
         if not 2 <= self.filename_size <= 4096:
             raise ValueError(f"file name size {self.filename_size} is out of range 2..4096")
+        mark = self.wakeup_mark
+        if mark < 8 or mark & (mark - 1) or mark >= 1 << 31:
+            raise ValueError(f"wakeup mark {mark} must be a power of two from 8 to 2**30")
 
 
 @dataclass
@@ -341,11 +349,19 @@ def _send(p: Program, options: ProbeOptions) -> None:
     p.label("bounded")
     p.add(R9, HEADER_SIZE)
 
+    # Wake the reader only when this record makes the unread data cross a
+    # multiple of the mark: waking on every record above it would cost
+    # microseconds per record exactly when the reader is behind.
     p.ld_map_fd(R1, EVENTS_MAP)
     p.mov(R2, BPF_RB_AVAIL_DATA)
     p.call("ringbuf_query")
+    shift = options.wakeup_mark.bit_length() - 1
+    p.mov(R1, R0)
+    p.add(R1, R9)
+    p.rsh(R1, shift)
+    p.rsh(R0, shift)
     p.mov(R4, BPF_RB_NO_WAKEUP)
-    p.jle(R0, options.wakeup_mark, "send")
+    p.jeq(R0, R1, "send")
     p.mov(R4, BPF_RB_FORCE_WAKEUP)
     p.label("send")
     p.ld_map_fd(R1, EVENTS_MAP)
@@ -359,30 +375,47 @@ def _send(p: Program, options: ProbeOptions) -> None:
 # ------------------------------------------------------------ entry side
 
 
+@dataclass(frozen=True)
+class _Destination:
+    """Where argument-reading code puts what it reads."""
+
+    base: Register
+    flags: int
+    dfd: int  # the syscall code goes in the 4 bytes after dfd
+    name_ptr: Optional[int]  # offset from base, or None: into NAME_PTR
+
+
+_TO_INFLIGHT = _Destination(R10, STACK_INFLIGHT + IN_FLAGS, STACK_INFLIGHT + IN_DFD, STACK_INFLIGHT + IN_NAME_PTR)
+_TO_RECORD = _Destination(RECORD, OFF_FLAGS, OFF_DFD, None)
+
+
 def _stash_arguments(
-    p: Program, code: int, base: Register, offsets: Sequence[int], *, how_in_user_memory: bool, layout: KernelLayout
+    p: Program, code: int, base: Register, offsets: Sequence[int], *, how_in_user_memory: bool,
+    layout: KernelLayout, to: _Destination = _TO_INFLIGHT,
 ) -> None:
-    """Copy dfd, name pointer and flags of syscall ``code`` into the stack INFLIGHT.
+    """Copy dfd, name pointer and flags of syscall ``code`` to ``to``.
 
     Argument ``i`` is the 64-bit value at ``base + offsets[i]``.
     """
     roles = _ARGUMENTS[code]
-    frame = STACK_INFLIGHT
-    p.ldxdw(R2, base, offsets[roles["filename"]])
-    p.stxdw(R10, frame + IN_NAME_PTR, R2)
+    if to.name_ptr is None:
+        p.ldxdw(NAME_PTR, base, offsets[roles["filename"]])
+    else:
+        p.ldxdw(R2, base, offsets[roles["filename"]])
+        p.stxdw(to.base, to.name_ptr, R2)
     if "dfd" in roles:
         p.ldxdw(R2, base, offsets[roles["dfd"]])
-        p.stxw(R10, frame + IN_DFD, R2)
+        p.stxw(to.base, to.dfd, R2)
     else:
-        p.stw(R10, frame + IN_DFD, AT_FDCWD)
-    p.stw(R10, frame + IN_DFD + 4, code)
+        p.stw(to.base, to.dfd, AT_FDCWD)
+    p.stw(to.base, to.dfd + 4, code)
     if "flags" in roles:
         p.ldxdw(R2, base, offsets[roles["flags"]])
         p.mov(W2, W2)  # flags is an int: drop whatever the upper half holds
-        p.stxdw(R10, frame + IN_FLAGS, R2)
+        p.stxdw(to.base, to.flags, R2)
     else:
         p.ldxdw(R3, base, offsets[roles["how"]])
-        _read_how_flags(p, R10, frame + IN_FLAGS, layout, in_user_memory=how_in_user_memory)
+        _read_how_flags(p, to.base, to.flags, layout, in_user_memory=how_in_user_memory)
 
 
 def _read_how_flags(p: Program, base: Register, off: int, layout: KernelLayout, *, in_user_memory: bool) -> None:
@@ -417,36 +450,6 @@ def _syscall_dispatch(p: Program, layout: KernelLayout, id_register: Register, p
     for code, number in sorted(layout.syscall_numbers.items()):
         p.jeq(id_register, number, f"{prefix}{code}")
     p.ja("out")
-
-
-def build_sys_enter(layout: KernelLayout, options: ProbeOptions, *, btf: bool) -> Program:
-    """Entry on the ``sys_enter`` raw tracepoint (tp_btf or raw_tp)."""
-    p = Program(isa="v3")
-    p.mov(CTX, R1)
-    p.ldxdw(R2, CTX, 8)  # args[1]: syscall number
-    _syscall_dispatch(p, layout, R2, "sys_")
-    first = min(layout.arg_offsets)
-    span = max(layout.arg_offsets) + 8 - first
-    for code in sorted(layout.syscall_numbers):
-        p.label(f"sys_{code}")
-        p.ldxdw(R3, CTX, 0)  # args[0]: struct pt_regs * of the user registers
-        if btf:
-            base, offsets = R3, layout.arg_offsets  # BTF pointer: plain loads
-        else:
-            # One read brings the three argument registers onto the stack.
-            p.mov(R1, R10)
-            p.add(R1, STACK_ARGS)
-            p.mov(R2, span)
-            p.add(R3, first)
-            p.call("probe_read_kernel")
-            base = R10
-            offsets = tuple(STACK_ARGS + offset - first for offset in layout.arg_offsets)
-        _stash_arguments(p, code, base, offsets, how_in_user_memory=True, layout=layout)
-        p.ja("remember")
-    p.label("remember")
-    _remember(p, options)
-    _finish(p)
-    return p
 
 
 def build_tracepoint_enter(layout: KernelLayout, options: ProbeOptions, code: int, fields: Dict[str, int]) -> Program:
@@ -516,20 +519,64 @@ def _complete(p: Program, options: ProbeOptions, load_return) -> None:
 
 
 def build_sys_exit(layout: KernelLayout, options: ProbeOptions, *, btf: bool) -> Program:
-    """Exit on ``sys_exit``: ctx args are (regs, ret)."""
+    """The whole probe on ``sys_exit``: ctx args are (regs, ret).
+
+    The user registers still hold the arguments at exit (the kernel restores
+    them for the return to user space), so one program sees the arguments,
+    the syscall number and the result: no entry program, no hash, and no
+    BPF run on the entry of every syscall on the machine.
+    """
     p = Program(isa="v3")
     p.mov(CTX, R1)
+    wanted = list(layout.exit_arg_offsets) + [layout.syscall_nr_offset]
+    first = min(wanted)
+    span = max(wanted) + 8 - first
+    p.ldxdw(R3, CTX, 0)  # args[0]: struct pt_regs * of the user registers
     if btf:
-        # The syscall number is one plain load away: skip the hash for the
-        # great majority of syscalls, which are not opens.
-        p.ldxdw(R2, CTX, 0)
-        p.ldxw(W2, R2, layout.syscall_nr_offset)
-        _syscall_dispatch(p, layout, R2, "exit_")
-        for code in sorted(layout.syscall_numbers):
-            p.label(f"exit_{code}")
-            p.ja("open_exit")
-        p.label("open_exit")
-    _complete(p, options, lambda p, register: p.ldxdw(register, CTX, 8))
+        p.mov(R9, R3)  # a BTF pointer: plain loads, kept across helper calls
+        base, offsets, nr_offset = R9, layout.exit_arg_offsets, layout.syscall_nr_offset
+    elif span <= 64:
+        # One read brings the argument registers and the number onto the stack.
+        p.mov(R1, R10)
+        p.add(R1, STACK_ARGS)
+        p.mov(R2, span)
+        p.add(R3, first)
+        p.call("probe_read_kernel")
+        base = R10
+        offsets = tuple(STACK_ARGS + offset - first for offset in layout.exit_arg_offsets)
+        nr_offset = STACK_ARGS + layout.syscall_nr_offset - first
+    else:
+        # Registers far apart (arm64: orig_x0 is 264 bytes past regs[1]): read each.
+        p.mov(R9, R3)
+        slots = {}
+        for index, offset in enumerate(wanted):
+            slots[offset] = STACK_ARGS + 8 * index
+            p.mov(R1, R10)
+            p.add(R1, slots[offset])
+            p.mov(R2, 8)
+            p.mov(R3, R9)
+            p.add(R3, offset)
+            p.call("probe_read_kernel")
+        base = R10
+        offsets = tuple(slots[offset] for offset in layout.exit_arg_offsets)
+        nr_offset = slots[layout.syscall_nr_offset]
+    p.ldxw(W2, base, nr_offset)  # an s32 on arm64: the low half on both
+    _syscall_dispatch(p, layout, R2, "exit_")
+    for code in sorted(layout.syscall_numbers):
+        p.label(f"exit_{code}")
+        _array_slot(p, SCRATCH_MAP)
+        p.mov(RECORD, R0)
+        _stash_arguments(p, code, base, offsets, how_in_user_memory=True, layout=layout, to=_TO_RECORD)
+        p.ja("arguments_read")
+    p.label("arguments_read")
+    p.ldxdw(R1, CTX, 8)  # args[1]: the return value
+    p.stxdw(RECORD, OFF_RET, R1)
+    if options.filters.failed_only:
+        p.jsge(R1, 0, "out")
+    _emit_entry_filters(p, options.filters, RECORD, OFF_FLAGS)
+    p.call("ktime_get_ns")
+    p.stxdw(RECORD, OFF_TIMESTAMP, R0)
+    _send(p, options)
     _finish(p)
     return p
 
@@ -590,11 +637,7 @@ def build_probe(attach: str, layout: KernelLayout, options: ProbeOptions = Probe
     if attach == "fentry":
         return [ProbeProgram("openat_fexit", "fexit", "do_sys_openat2", build_fexit(layout, options))]
     if attach in ("tp_btf", "raw_tp"):
-        btf = attach == "tp_btf"
-        return [
-            ProbeProgram("openat_enter", attach, "sys_enter", build_sys_enter(layout, options, btf=btf)),
-            ProbeProgram("openat_exit", attach, "sys_exit", build_sys_exit(layout, options, btf=btf)),
-        ]
+        return [ProbeProgram("openat_exit", attach, "sys_exit", build_sys_exit(layout, options, btf=attach == "tp_btf"))]
     if attach == "tracepoint":
         programs = []
         for code in sorted(layout.syscall_numbers):

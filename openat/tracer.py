@@ -105,6 +105,8 @@ TRACEPOINT_EVENTS = tuple(
 # The register holding the syscall number at sys_exit.
 _SYSCALL_NR_REGISTER = {"x86_64": "orig_ax", "aarch64": "syscallno"}
 _SYSCALL_NR_FALLBACK = {"x86_64": 120, "aarch64": 280}
+# arm64 returns the result in x0; the first argument survives in orig_x0.
+_ORIG_X0_FALLBACK = 272
 
 
 def discover_layout(tracefs: Optional[str] = None, btf: Optional[Btf] = None, machine: Optional[str] = None) -> KernelLayout:
@@ -125,8 +127,10 @@ def discover_layout(tracefs: Optional[str] = None, btf: Optional[Btf] = None, ma
         if use_btf:
             nr = btf.member_offset("pt_regs", _SYSCALL_NR_REGISTER[machine])
             how_flags = btf.member_offset("open_how", "flags")
+            first_at_exit = btf.member_offset("pt_regs", "orig_x0") if machine == "aarch64" else args[0]
         else:
             nr, how_flags = _SYSCALL_NR_FALLBACK[machine], 0
+            first_at_exit = _ORIG_X0_FALLBACK if machine == "aarch64" else args[0]
     except BtfError:
         if not use_btf:
             raise
@@ -137,6 +141,7 @@ def discover_layout(tracefs: Optional[str] = None, btf: Optional[Btf] = None, ma
         return_offset=ret,
         syscall_nr_offset=nr,
         open_how_flags_offset=how_flags,
+        exit_arg_offsets=(first_at_exit, args[1], args[2]),
         tracepoint_fields=read_tracepoint_fields(TRACEPOINT_EVENTS, tracefs),
     )
 

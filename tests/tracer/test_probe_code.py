@@ -55,8 +55,8 @@ def test_pid_filter_compares_each_pid(layout):
 
 
 def test_failed_filter_tests_the_return_value(layout):
-    plain = build_probe("raw_tp", layout, ProbeOptions())[1].program.listing()
-    failed = build_probe("raw_tp", layout, ProbeOptions(filters=Filters(failed_only=True)))[1].program.listing()
+    plain = build_probe("raw_tp", layout, ProbeOptions())[-1].program.listing()
+    failed = build_probe("raw_tp", layout, ProbeOptions(filters=Filters(failed_only=True)))[-1].program.listing()
     assert "s>=" not in plain and "s>=" in failed
 
 
@@ -64,6 +64,26 @@ def test_failed_filter_tests_the_return_value(layout):
 def test_filter_values_are_checked(bad):
     with pytest.raises(ValueError):
         Filters(**bad)
+
+
+def test_raw_tracepoints_need_only_a_sys_exit_program(layout):
+    for mode in ("tp_btf", "raw_tp"):
+        (probe,) = build_probe(mode, layout, ProbeOptions())
+        assert (probe.kind, probe.target) == (mode, "sys_exit")
+        assert "bpf_map_update_elem" not in probe.program.listing()  # no per-thread hash
+
+
+def test_arm64_reads_the_first_argument_from_orig_x0(layout):
+    listing = build_probe("tp_btf", layout, ProbeOptions())[0].program.listing()
+    if layout.machine == "aarch64":
+        assert "(r9 + 0x110)" in listing  # orig_x0, where x0 survives the result
+    else:
+        assert "(r9 + 0x70)" in listing  # di
+
+
+def test_wakeup_mark_is_a_power_of_two():
+    with pytest.raises(ValueError, match="power of two"):
+        ProbeOptions(wakeup_mark=3000)
 
 
 def test_filename_size_bounds():
