@@ -200,3 +200,23 @@ def delta(before: dict[int, dict[str, Any]], after: dict[int, dict[str, Any]]) -
         entry["run_cnt"] = now["run_cnt"] - then["run_cnt"]
         out.append(entry)
     return out
+
+
+def subtract_background(
+    measured: list[dict[str, Any]], background: list[dict[str, Any]], scale: float
+) -> list[dict[str, Any]]:
+    """``measured`` less ``background`` scaled to the same window length, floored at 0.
+
+    The background comes from an idle window with the tracer attached; scaling
+    assumes everyone else's syscall rate stayed the same while the generator ran.
+    """
+    idle = {p["id"]: p for p in background}
+    out = []
+    for program in measured:
+        entry = dict(program)
+        other = idle.get(program["id"])
+        if other:
+            entry["run_time_ns"] = max(round(program["run_time_ns"] - other["run_time_ns"] * scale), 0)
+            entry["run_cnt"] = max(round(program["run_cnt"] - other["run_cnt"] * scale), 0)
+        out.append(entry)
+    return out

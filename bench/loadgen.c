@@ -5,6 +5,11 @@
  *
  * usage: loadgen PATH N
  * prints one JSON line: {"calls": N, "elapsed_ns": T, "ns_per_call": T/N}
+ *
+ * usage: loadgen --spin MS
+ * keeps its core busy for MS milliseconds without a single syscall
+ * (clock_gettime goes through the vDSO): the bench's stand-in for the
+ * generator while it measures what BPF programs spend on other processes.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -27,6 +32,12 @@ int main(int argc, char **argv)
 	if (argc != 3) {
 		fprintf(stderr, "usage: %s PATH N\n", argv[0]);
 		return 2;
+	}
+	if (strcmp(argv[1], "--spin") == 0) {
+		long long until = now_ns() + strtoll(argv[2], NULL, 10) * 1000000LL;
+		while (now_ns() < until)
+			;
+		return 0;
 	}
 	const char *path = argv[1];
 	long n = strtol(argv[2], NULL, 10);

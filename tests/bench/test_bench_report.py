@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bench import report
-from bench.kstats import delta
+from bench.kstats import delta, subtract_background
 from bench.tracers import LineCounter
 
 
@@ -79,6 +79,15 @@ def test_kstats_delta_subtracts_per_program() -> None:
     assert delta(before, after) == [
         {"id": 1, "run_time_ns": 250, "run_cnt": 5},
         {"id": 2, "run_time_ns": 40, "run_cnt": 2},
+    ]
+
+
+def test_background_is_scaled_to_the_window_and_floored() -> None:
+    measured = [{"id": 1, "run_time_ns": 10_000, "run_cnt": 30}, {"id": 2, "run_time_ns": 50, "run_cnt": 1}]
+    background = [{"id": 1, "run_time_ns": 1_000, "run_cnt": 5}, {"id": 2, "run_time_ns": 100, "run_cnt": 4}]
+    assert subtract_background(measured, background, 2.0) == [
+        {"id": 1, "run_time_ns": 8_000, "run_cnt": 20},
+        {"id": 2, "run_time_ns": 0, "run_cnt": 0},
     ]
 
 
