@@ -20,6 +20,12 @@ EXIT_USAGE = 2
 
 LOST_REPORT_INTERVAL_S = 1.0  # at most one "events lost" line per interval
 POLL_TIMEOUT_MS = 100  # the longest a quiet open waits before it is printed
+# Records are sent without a wakeup until the ring fills past a mark, so a
+# quiet open waits for the poll timer. Just after attach that timer would be
+# most of the start-up time (the first event waited up to POLL_TIMEOUT_MS);
+# polling often for a short while costs a few ms of CPU once.
+STARTUP_POLL_MS = 2
+STARTUP_POLL_S = 1.0
 
 EXAMPLES = """\
 examples:
@@ -240,12 +246,15 @@ def _trace(args: argparse.Namespace, options: ProbeOptions, cgroup_fd: Optional[
 
     try:
         tracer.start()
-        next_lost_check = time.monotonic() + LOST_REPORT_INTERVAL_S
+        started = time.monotonic()
+        next_lost_check = started + LOST_REPORT_INTERVAL_S
+        fast_until = started + STARTUP_POLL_S
         while True:
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 break
-            timeout = POLL_TIMEOUT_MS if deadline is None else max(0, min(POLL_TIMEOUT_MS, int((deadline - now) * 1000)))
+            interval = STARTUP_POLL_MS if now < fast_until else POLL_TIMEOUT_MS
+            timeout = interval if deadline is None else max(0, min(interval, int((deadline - now) * 1000)))
             tracer.poll(on_event, timeout_ms=timeout)
             if lines:
                 lines.append("")

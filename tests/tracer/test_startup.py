@@ -1,0 +1,67 @@
+"""Start-up behaviour of the CLI (no timings here)."""
+
+from __future__ import annotations
+
+import openat.tracer
+from openat import cli
+
+
+class FakeTracer:
+    """Stands in for Tracer: records the poll timeouts, advances a fake clock by them."""
+
+    instances: list["FakeTracer"] = []
+
+    def __init__(self, *args: object, stop_after_s: float = 1.5, **kwargs: object) -> None:
+        self.mode = None
+        self.timeouts: list[int] = []
+        self.stop_after_s = stop_after_s
+        FakeTracer.instances.append(self)
+
+    def start(self) -> str:
+        self.mode = "fake"
+        return self.mode
+
+    def poll(self, on_event, timeout_ms: int = 100) -> int:
+        self.timeouts.append(timeout_ms)
+        Clock.now += max(timeout_ms, 0.1) / 1000  # a real poll(0) takes some time too
+        if Clock.now - Clock.started > self.stop_after_s:
+            raise KeyboardInterrupt
+        return 0
+
+    def lost_events(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
+
+class Clock:
+    started = now = 1000.0
+
+    @staticmethod
+    def monotonic() -> float:
+        return Clock.now
+
+
+def run_cli(monkeypatch, args: list[str]) -> list[int]:
+    Clock.now = Clock.started
+    FakeTracer.instances.clear()
+    monkeypatch.setattr(openat.tracer, "Tracer", FakeTracer)
+    monkeypatch.setattr(cli.time, "monotonic", Clock.monotonic)
+    assert cli.main(args) == cli.EXIT_OK
+    return FakeTracer.instances[0].timeouts
+
+
+def test_polls_often_just_after_attach_then_at_the_normal_interval(monkeypatch, capsys):
+    timeouts = run_cli(monkeypatch, [])
+    fast = timeouts.index(cli.POLL_TIMEOUT_MS)
+    assert set(timeouts[:fast]) == {cli.STARTUP_POLL_MS}
+    assert set(timeouts[fast:]) == {cli.POLL_TIMEOUT_MS}
+    assert abs(fast * cli.STARTUP_POLL_MS - cli.STARTUP_POLL_S * 1000) <= cli.STARTUP_POLL_MS
+
+
+def test_duration_still_caps_the_poll_timeout(monkeypatch, capsys):
+    timeouts = run_cli(monkeypatch, ["-d", "1.25"])
+    assert max(timeouts) <= cli.POLL_TIMEOUT_MS
+    assert sum(timeouts) <= 1250 + cli.STARTUP_POLL_MS  # stops at the deadline, not a full interval later
+    assert timeouts[0] == cli.STARTUP_POLL_MS
