@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import mmap
 import os
 import platform
+import weakref
 
 __all__ = [
     "ARCH",
+    "MappedFile",
     "NR_BPF",
     "NR_PERF_EVENT_OPEN",
     "buffer_address",
@@ -65,6 +68,19 @@ _umount2 = _libc.umount2
 _umount2.restype = ctypes.c_int
 _umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 
+_mmap = _libc.mmap
+_mmap.restype = ctypes.c_void_p
+_mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+_MAP_FAILED = ctypes.c_void_p(-1).value
+
+_munmap = _libc.munmap
+_munmap.restype = ctypes.c_int
+_munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+
+_memmem = _libc.memmem
+_memmem.restype = ctypes.c_void_p
+_memmem.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t]
+
 
 def syscall(number: int, *args: int | ctypes._SimpleCData | ctypes._Pointer) -> tuple[int, int]:
     """Call syscall(2); return ``(result, errno)`` where errno is 0 on success."""
@@ -111,3 +127,38 @@ def c_string(text: str | bytes) -> ctypes.Array:
     """A NUL-terminated ctypes buffer; the caller must keep it alive during the call."""
     data = text.encode() if isinstance(text, str) else bytes(text)
     return ctypes.create_string_buffer(data)
+
+
+class MappedFile:
+    """The first ``size`` bytes of a file, mapped private and read-only, with a C-speed ``find``.
+
+    ``buffer`` is a ctypes char array over the mapping: it has the buffer
+    protocol (``memoryview``, ``struct.unpack_from``) and its slices are
+    bytes. The mapping goes when neither this object nor ``buffer`` nor a view
+    of it is referenced any more. Python's ``mmap`` would keep a dup of the fd
+    open for as long as the mapping lives (3.11 has no ``trackfd``), and its
+    ``find`` is several times slower than glibc's ``memmem``.
+    """
+
+    def __init__(self, fd: int, size: int) -> None:
+        if size <= 0:
+            raise OSError(22, "cannot map an empty file")  # EINVAL, as mmap(2) would say
+        address = _mmap(None, size, mmap.PROT_READ, mmap.MAP_PRIVATE, fd, 0)
+        if address is None or address == _MAP_FAILED:
+            err = ctypes.get_errno()
+            raise OSError(err, f"mmap: {os.strerror(err)}")
+        self.address = address
+        self.size = size
+        self.buffer = (ctypes.c_char * size).from_address(address)
+        self.buffer._mapping = self  # a view of the buffer keeps the mapping (a cycle the gc collects)
+        finalizer = weakref.finalize(self, _munmap, address, size)
+        finalizer.atexit = False  # the process's exit unmaps; nothing may touch it after that anyway
+
+    def find(self, sub: bytes, start: int = 0, end: int | None = None) -> int:
+        """Like ``bytes.find``: the lowest offset of ``sub`` within [start, end), or -1."""
+        end = self.size if end is None else min(end, self.size)
+        start = max(start, 0)
+        if end - start < len(sub):
+            return -1
+        found = _memmem(self.address + start, end - start, sub, len(sub))
+        return -1 if found is None else found - self.address
