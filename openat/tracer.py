@@ -44,7 +44,6 @@ from .syscalls import (
     raw_tracepoint_open,
 )
 from .syscalls.btf import Btf, BtfError, BtfKind, return_value_offset, syscall_arg_offsets, vmlinux_btf
-from .syscalls.kallsyms import find_symbol
 from .syscalls.perf import (
     kprobe_events_available,
     kprobe_pmu_type,
@@ -329,6 +328,8 @@ class Tracer:
 
     def _open_function(self) -> str:
         """do_sys_openat2 (or do_sys_open), as kallsyms spells it here."""
+        from .syscalls.kallsyms import find_symbol  # kprobe mode only: not imported at start-up
+
         for name in OPEN_FUNCTIONS:
             symbol = find_symbol(name)
             if symbol is not None:

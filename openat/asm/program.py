@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-from difflib import get_close_matches
 from typing import Any, Mapping, NamedTuple, NoReturn, Union
 
 from .errors import AsmError, IsaLevelError
@@ -723,6 +722,8 @@ class Program:
             name = helper[4:] if helper.startswith("bpf_") else helper
             helper_id = HELPER_IDS.get(name)
             if helper_id is None:
+                from difflib import get_close_matches  # error path only: difflib costs start-up
+
                 close = get_close_matches(name, HELPER_NAMES, n=3)
                 hint = f"; did you mean {', '.join(close)}?" if close else ""
                 self._fail("call", args, f"unknown helper {helper!r}{hint}")
@@ -845,6 +846,8 @@ class Program:
             where = f"{fixup.text} at {ins[5]}"
             target = labels.get(fixup.label)
             if target is None:
+                from difflib import get_close_matches
+
                 close = get_close_matches(fixup.label, list(labels), n=3)
                 hint = f"; did you mean {', '.join(close)}?" if close else ""
                 raise AsmError(f"{where}: undefined label {fixup.label!r}{hint}")

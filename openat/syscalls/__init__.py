@@ -63,7 +63,6 @@ from .errors import (
     lockdown_mode,
 )
 from .fd import OwnedFd
-from .kallsyms import KernelSymbol, find_symbol, open_syscall_function
 from .perf import (
     KprobeEvent,
     PerfEventFd,
@@ -81,8 +80,12 @@ from .ringbuf import RecordWalker, RingBuffer, RingBufferCorrupt
 from .tracefs import ensure_tracefs, find_tracefs, mount_tracefs, tracepoint_exists, tracepoint_id
 
 # The BTF reader and the probes import construct (~20 ms); load them on first
-# use so plain bpf() users do not pay for it.
+# use so plain bpf() users do not pay for it. kallsyms is only for kprobes,
+# which the tracer tries after checking the kernel has them at all.
 _LAZY = {
+    "KernelSymbol": "kallsyms",
+    "find_symbol": "kallsyms",
+    "open_syscall_function": "kallsyms",
     "Btf": "btf",
     "BtfError": "btf",
     "BtfKind": "btf",
@@ -97,11 +100,13 @@ _LAZY = {
 
 
 def __getattr__(name: str):
+    import importlib
+
+    if name in _LAZY.values():  # ``openat.syscalls.kallsyms`` without importing it first, as before
+        return importlib.import_module(f"{__name__}.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
     value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
     globals()[name] = value
     return value

@@ -8,7 +8,6 @@ knows what was being attempted.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import mmap
 import os
 import platform
@@ -43,12 +42,15 @@ except KeyError:  # pragma: no cover - only reached on unsupported machines
 
 
 def _load_libc() -> ctypes.CDLL:
-    # find_library() runs ldconfig in a subprocess (tens of ms): try the
-    # glibc soname first and only search when that fails (musl, ...).
+    # find_library() runs ldconfig in a subprocess (tens of ms), and merely
+    # importing ctypes.util imports subprocess: try the glibc soname first and
+    # only search when that fails (musl, ...).
     try:
         return ctypes.CDLL("libc.so.6", use_errno=True)
     except OSError:
-        return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        from ctypes.util import find_library
+
+        return ctypes.CDLL(find_library("c"), use_errno=True)
 
 
 _libc = _load_libc()

@@ -1,6 +1,9 @@
-"""Start-up behaviour of the CLI (no timings here)."""
+"""Start-up behaviour of the CLI and the lazy imports that keep launching cheap (no timings here)."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import openat.tracer
 from openat import cli
@@ -65,3 +68,26 @@ def test_duration_still_caps_the_poll_timeout(monkeypatch, capsys):
     assert max(timeouts) <= cli.POLL_TIMEOUT_MS
     assert sum(timeouts) <= 1250 + cli.STARTUP_POLL_MS  # stops at the deadline, not a full interval later
     assert timeouts[0] == cli.STARTUP_POLL_MS
+
+
+def test_tracer_path_does_not_import_what_it_does_not_use():
+    # The text assembler, disassembler, difflib and subprocess cost start-up
+    # and the tracer never needs them; a stray eager import would bring them back.
+    code = (
+        "import sys, openat.cli, openat.tracer, openat.paths, openat.syscalls.errors\n"
+        "banned = ['openat.asm.text', 'openat.asm.disasm', 'openat.asm.sequences', 'difflib', 'subprocess',"
+        " 'openat.syscalls.kallsyms', 'openat.syscalls.probes']\n"
+        "print(' '.join(m for m in banned if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == ""
+
+
+def test_lazy_asm_names_still_resolve():
+    import openat.asm as asm
+
+    code = asm.assemble("r0 = 0\nexit\n")
+    assert "exit" in asm.disassemble(code)
+    assert asm.text.assemble is asm.assemble  # the submodule, as before the lazy imports
+    assert callable(asm.zero_stack) and callable(asm.format_instruction)
+    assert set(asm.__all__) <= set(dir(asm))
