@@ -52,6 +52,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         help="seconds to wait, before measuring, for other users' tracing BPF programs to go and the CPUs to idle "
         "(default 120, 0 with --quick)",
     )
+    parser.add_argument("--render", type=Path, metavar="JSON", help="only re-render the .md and .png of a results JSON")
     parser.add_argument("--no-install", action="store_true", help="never apt-get/pip install; skip what is missing")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
@@ -489,8 +490,27 @@ class Bench:
         return result
 
 
+def rerender(path: Path) -> int:
+    """Rebuild the table and chart from a results JSON, with the summary recomputed from its raw runs."""
+    result = json.loads(path.read_text())
+    result["summary"] = report.summarize(result)
+    if result["summary"].get("openat", {}).get("available"):
+        result["openat_targets"] = report.verdicts(result["summary"]["openat"])
+    try:
+        report.draw_chart(result, str(path.with_suffix(".png")))
+        result["chart"] = path.with_suffix(".png").name
+    except ImportError:
+        pass
+    path.write_text(json.dumps(result, indent=1, default=str) + "\n")
+    path.with_suffix(".md").write_text(report.render_markdown(result))
+    log(f"re-rendered {path.with_suffix('.md')}")
+    return 0
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
+    if args.render:
+        return rerender(args.render)
     try:
         Bench(args).run()
     except KeyboardInterrupt:

@@ -335,7 +335,7 @@ def render_markdown(result: dict[str, Any]) -> str:
         if v["status"] == "met":
             return "met"
         if v.get("factor"):
-            return f"**missed** ({v['factor']:.1f}× the target)"
+            return f"**missed** ({v['factor']:.2f}× the target)"
         return "**missed**"
 
     per_target = {t.key: t for t in TARGETS}
@@ -368,7 +368,7 @@ def render_markdown(result: dict[str, Any]) -> str:
             else:
                 lines.append(
                     f"- {v['label']}: {fmt(v['key'], v['value'])} against {_limit_text(target)}"
-                    + (f" ({v['factor']:.1f}× the target)" if v.get("factor") else "")
+                    + (f" ({v['factor']:.2f}× the target)" if v.get("factor") else "")
                 )
 
     for name in names:

@@ -153,7 +153,7 @@ def test_markdown_lists_every_tracer_and_the_misses() -> None:
     text = report.render_markdown(sample_result())
     assert "| per-open time ÷ no tracer (C) | 1.00 | 5.00 | 1.20 | ≤ 1.3 | met |" in text
     assert "## Where openat misses a target" in text
-    assert "peak RSS: 30.7 MB against ≤ 25 MB (1.2× the target)" in text
+    assert "peak RSS: 30.7 MB against ≤ 25 MB (1.23× the target)" in text
     assert "1 of 10" in text
 
 
