@@ -279,10 +279,8 @@ class Tracer:
         return {name: map_fd.fileno() for name, map_fd in self._maps.items()}  # type: ignore[attr-defined]
 
     def _attach(self, mode: str) -> None:
-        programs = build_probe(mode, self.layout, self.options)
-        if not programs:
-            raise TracerError(f"{mode}: this kernel has none of the open syscall tracepoints")
-        fds = self.map_fds()
+        # The target first: when the kernel lacks it, the mode is skipped
+        # without building programs it cannot load (start-up time).
         if mode == "kprobe":
             self._require_kprobes()
             function = self._open_function()  # kallsyms: the name may carry a suffix
@@ -290,6 +288,10 @@ class Tracer:
             function = self._open_function_in_btf()
         else:
             function = None
+        programs = build_probe(mode, self.layout, self.options)
+        if not programs:
+            raise TracerError(f"{mode}: this kernel has none of the open syscall tracepoints")
+        fds = self.map_fds()
         for probe in programs:
             if function is not None:
                 probe.target = function
