@@ -6,13 +6,9 @@ plus an optional list of per-slot source locations. See docs/syscalls.md.
 
 from .bpf import (
     LinkFd,
-    LinkInfo,
     MapFd,
-    MapInfo,
-    ProgInfo,
     ProgramFd,
     StatsFd,
-    TestRunResult,
     create_map,
     enable_stats,
     link_create,
@@ -83,6 +79,10 @@ from .tracefs import ensure_tracefs, find_tracefs, mount_tracefs, tracepoint_exi
 # use so plain bpf() users do not pay for it. kallsyms is only for kprobes,
 # which the tracer tries after checking the kernel has them at all.
 _LAZY = {
+    "LinkInfo": "bpf",  # dataclasses, defined on first use (see bpf.py)
+    "MapInfo": "bpf",
+    "ProgInfo": "bpf",
+    "TestRunResult": "bpf",
     "KernelSymbol": "kallsyms",
     "find_symbol": "kallsyms",
     "open_syscall_function": "kallsyms",

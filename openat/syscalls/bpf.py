@@ -11,8 +11,7 @@ import ctypes
 import errno as _errno
 import os
 import re
-from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 from . import _libc
 from .constants import (
@@ -27,6 +26,9 @@ from .constants import (
 )
 from .errors import BpfError, VerifierError, error_from_errno
 from .fd import FdLike, OwnedFd, fd_of
+
+if TYPE_CHECKING:
+    from ._info import LinkInfo, MapInfo, ProgInfo, TestRunResult
 
 __all__ = [
     "LinkFd",
@@ -331,64 +333,6 @@ def possible_cpus() -> int:
 # --- info --------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ProgInfo:
-    """BPF_OBJ_GET_INFO_BY_FD for a program."""
-
-    id: int
-    name: str
-    type: int
-    tag: str
-    run_time_ns: int
-    run_cnt: int
-    recursion_misses: int
-    verified_insns: int
-    load_time: int
-    created_by_uid: int
-    btf_id: int
-    attach_btf_id: int
-    gpl_compatible: bool
-    map_ids: tuple[int, ...] = ()
-
-    @property
-    def type_name(self) -> str:
-        return _enum_name(ProgType, self.type)
-
-
-@dataclass(frozen=True)
-class MapInfo:
-    """BPF_OBJ_GET_INFO_BY_FD for a map."""
-
-    id: int
-    name: str
-    type: int
-    key_size: int
-    value_size: int
-    max_entries: int
-    map_flags: int
-
-    @property
-    def type_name(self) -> str:
-        return _enum_name(MapType, self.type)
-
-
-@dataclass(frozen=True)
-class LinkInfo:
-    """BPF_OBJ_GET_INFO_BY_FD for a link (raw_tp name / tracing target filled in)."""
-
-    id: int
-    type: int
-    prog_id: int
-    tp_name: str | None = None
-    attach_type: int | None = None
-    target_obj_id: int | None = None
-    target_btf_id: int | None = None
-
-    @property
-    def type_name(self) -> str:
-        return _enum_name(LinkType, self.type)
-
-
 def _get_info(fd: int, info: ctypes.Structure, what: str) -> None:
     attr = _InfoAttr(bpf_fd=fd, info_len=ctypes.sizeof(info), info=ctypes.addressof(info))
     _bpf_checked(Cmd.OBJ_GET_INFO_BY_FD, attr, what)
@@ -396,6 +340,7 @@ def _get_info(fd: int, info: ctypes.Structure, what: str) -> None:
 
 def prog_info(prog: FdLike) -> ProgInfo:
     """BPF_OBJ_GET_INFO_BY_FD on a program: id, name, type, run stats, map ids."""
+    from ._info import ProgInfo
     fd = fd_of(prog)
     raw = _ProgInfoStruct()
     _get_info(fd, raw, f"program info of fd {fd}")
@@ -425,11 +370,18 @@ def prog_info(prog: FdLike) -> ProgInfo:
     )
 
 
-def map_info(map_: FdLike) -> MapInfo:
-    """BPF_OBJ_GET_INFO_BY_FD on a map."""
+def raw_map_info(map_: FdLike) -> _MapInfoStruct:
+    """BPF_OBJ_GET_INFO_BY_FD on a map, as the kernel's struct (no MapInfo to build: start-up)."""
     fd = fd_of(map_)
     raw = _MapInfoStruct()
     _get_info(fd, raw, f"map info of fd {fd}")
+    return raw
+
+
+def map_info(map_: FdLike) -> MapInfo:
+    """BPF_OBJ_GET_INFO_BY_FD on a map."""
+    from ._info import MapInfo
+    raw = raw_map_info(map_)
     return MapInfo(
         id=raw.id,
         name=raw.name.decode(errors="replace"),
@@ -443,6 +395,7 @@ def map_info(map_: FdLike) -> MapInfo:
 
 def link_info(link: FdLike) -> LinkInfo:
     """BPF_OBJ_GET_INFO_BY_FD on a link; raw_tracepoint links report their tracepoint."""
+    from ._info import LinkInfo
     fd = fd_of(link)
     raw = _LinkInfoStruct()
     _get_info(fd, raw, f"link info of fd {fd}")
@@ -797,21 +750,6 @@ def _load_error(err: int, what: str, attr: _ProgLoadAttr, log: str = "") -> BpfE
     return error_from_errno(err, "BPF_PROG_LOAD", what, missing_feature_errnos=missing)
 
 
-@dataclass(frozen=True)
-class TestRunResult:
-    """Outcome of BPF_PROG_TEST_RUN; unpacks as ``(retval, data_out, duration)``."""
-
-    retval: int
-    data_out: bytes
-    duration: int
-    ctx_out: bytes = field(default=b"", repr=False)
-
-    def __iter__(self):
-        return iter((self.retval, self.data_out, self.duration))
-
-    __test__ = False  # not a pytest test class despite the name
-
-
 def prog_test_run(
     prog: FdLike,
     data_in: bytes = b"",
@@ -829,6 +767,8 @@ def prog_test_run(
     that cannot repeat (raw_tracepoint, syscall) reject any other value.
     Unsupported program types raise NotSupportedError.
     """
+    from ._info import TestRunResult
+
     fd = fd_of(prog)
     data_in = bytes(data_in)
     ctx_in = bytes(ctx_in)
@@ -997,3 +937,18 @@ def enable_stats(stats_type: int = BPF_STATS_RUN_TIME) -> StatsFd:
     """BPF_ENABLE_STATS: run_time_ns/run_cnt are counted while the returned fd is open."""
     fd = _bpf_checked(Cmd.ENABLE_STATS, _EnableStatsAttr(type=stats_type), "enable run-time stats", (_errno.EINVAL,))
     return StatsFd(fd)
+
+
+# The info and test-run result classes are dataclasses, whose creation costs
+# ~2 ms of the tracer's start-up; the tracer never asks for them.
+_INFO_CLASSES = ("LinkInfo", "MapInfo", "ProgInfo", "TestRunResult")
+
+
+def __getattr__(name: str) -> object:
+    if name in _INFO_CLASSES:
+        from . import _info
+
+        value = getattr(_info, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -25,7 +25,7 @@ import select
 import struct
 from typing import Callable, Iterator
 
-from .bpf import MapFd, map_info
+from .bpf import MapFd, _enum_name, raw_map_info
 from .constants import BPF_RINGBUF_BUSY_BIT, BPF_RINGBUF_DISCARD_BIT, BPF_RINGBUF_HDR_SZ, MapType
 from .fd import FdLike, fd_of
 
@@ -121,9 +121,10 @@ class RingBuffer:
 
     def __init__(self, map_fd: FdLike | MapFd, callback: RecordCallback | None = None) -> None:
         fd = fd_of(map_fd)
-        info = map_info(fd)
+        info = raw_map_info(fd)
         if info.type != MapType.RINGBUF:
-            raise ValueError(f"map {info.name!r} is a {info.type_name} map, not a ringbuf")
+            name = info.name.decode(errors="replace")
+            raise ValueError(f"map {name!r} is a {_enum_name(MapType, info.type)} map, not a ringbuf")
         self.size = info.max_entries
         self.callback = callback
         self._map_fd = map_fd  # keep a MapFd alive while we use it
