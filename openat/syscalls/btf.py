@@ -284,7 +284,7 @@ class Btf:
         mark = marks.append
         i = self._walked
         try:
-            # The hot loop, ~60 ns a record. A plain dict (whose lookups the
+            # The hot loop, ~80 ns a record. A plain dict (whose lookups the
             # interpreter specialises) learns step sizes through KeyError, and
             # running off the section's end raises IndexError: both cheaper
             # than a test per record.
