@@ -245,6 +245,12 @@ def test_bpf_kprobe_program_attaches_to_kprobe_pmu():
         os.close(prog)
 
 
+def test_kernel_modules_reachable():
+    release = os.uname().release
+    assert Path(f"/lib/modules/{release}/modules.dep").exists(), (
+        f"/lib/modules/{release} does not lead to the kernel's modules: modprobe cannot work")
+
+
 def test_btf_vmlinux_has_target():
     assert BTF_VMLINUX.exists(), "no kernel BTF (CONFIG_DEBUG_INFO_BTF off?)"
     assert btf_func_id(TARGET) > 0
