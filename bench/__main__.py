@@ -192,7 +192,29 @@ class Bench:
                 self.tracer_slot(repeat, name)
                 self.baseline_slot(repeat, i + 1)
 
+    def wait_no_foreign(self, where: str) -> None:
+        """Before a slot: let another user's tracer finish rather than measure beside it.
+
+        A foreign program on sys_enter/sys_exit taxes the generator, and its
+        consumer competes with the tracer under test for the second core. The
+        waits share one budget (--wait-quiet) so a tracer someone leaves running
+        cannot hang the bench.
+        """
+        started = time.time()
+        while self.foreign_budget > 0:
+            foreign = self.foreign_programs() or 0
+            if not foreign:
+                break
+            log(f"{where}: waiting for {foreign} tracing program(s) of other users to go "
+                f"({self.foreign_budget:.0f} s of waiting left)")
+            time.sleep(2)
+            self.foreign_budget -= 2
+        waited = time.time() - started
+        if waited > 1:
+            self.notes.append(f"{where}: waited {waited:.0f} s for other users' tracing programs to go")
+
     def baseline_slot(self, repeat: int, index: int) -> None:
+        self.wait_no_foreign(f"round {repeat + 1}, no-tracer run {index + 1}")
         tag = f"r{repeat}-base{index}"
         c, py, c_target, py_target = self.generators(tag)
         foreign = self.foreign_programs()
@@ -204,6 +226,7 @@ class Bench:
         py_target.unlink()
 
     def tracer_slot(self, repeat: int, name: str) -> None:
+        self.wait_no_foreign(f"round {repeat + 1}, {name}")
         tag = f"r{repeat}-{name}"
         run = TracerRun(self.specs[name], self.workdir, tag, self.tracer_cpu)
         launch: dict[str, Any] = {"tracer": name, "repeat": repeat, "full_load": True}
@@ -282,6 +305,7 @@ class Bench:
             self.notes.append(f"BPF stats could not be enabled: {exc}")
 
     def kstats_one(self, name: str) -> dict[str, Any]:
+        self.wait_no_foreign(f"in-kernel, {name}")
         tag = f"k-{name}"
         before_ids = set((kstats.all_programs() or {}).keys())
         run = TracerRun(self.specs[name], self.workdir, tag, self.tracer_cpu)
@@ -429,6 +453,7 @@ class Bench:
         started = time.time()
         self.prepare()
         self.wait_for_quiet()
+        self.foreign_budget = self.args.wait_quiet
         machine = env.machine_info()
         os.sched_setaffinity(0, {self.gen_cpu})  # the harness idles during runs; keep it off the tracer's core
         self.kstats_how = None
