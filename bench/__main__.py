@@ -192,6 +192,18 @@ class Bench:
                 self.tracer_slot(repeat, name)
                 self.baseline_slot(repeat, i + 1)
 
+    @staticmethod
+    def wait_released(ids: set[int], limit: float = 10.0) -> None:
+        """Wait until a stopped tracer's programs are freed (the kernel does it a moment later).
+
+        Otherwise the next slot would see them and take them for someone else's.
+        """
+        deadline = time.time() + limit
+        while ids and time.time() < deadline:
+            if not ids & set(kstats.all_programs() or {}):
+                return
+            time.sleep(0.1)
+
     def wait_no_foreign(self, where: str) -> None:
         """Before a slot: let another user's tracer finish rather than measure beside it.
 
@@ -244,7 +256,9 @@ class Bench:
             record.update(c=c, py=py)
             launch["drain_s"] = run.wait_drained({c_needle: c["calls"], py_needle: py["calls"]})
             launch["vmhwm_kb"] = run.vmhwm_kb()
+            own = set(kstats.process_programs(run.proc.pid))
             run.stop()
+            self.wait_released(own)
             launch["c_opens"], launch["c_lines"] = c["calls"], self._count(run, c_needle)
             launch["py_opens"], launch["py_lines"] = py["calls"], self._count(run, py_needle)
             launch.update(self._lost(run))
@@ -364,7 +378,9 @@ class Bench:
             launch["error"] = str(exc)
             log(f"in-kernel: {name} failed: {exc}")
         finally:
+            own = set(kstats.process_programs(run.proc.pid)) if run.proc else set()
             run.stop()
+            self.wait_released(own)
             run.cleanup()
             self.launches.append(launch)
         return out
