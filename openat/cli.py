@@ -20,6 +20,8 @@ EXIT_USAGE = 2
 
 LOST_REPORT_INTERVAL_S = 1.0  # at most one "events lost" line per interval
 POLL_TIMEOUT_MS = 100  # the longest a quiet open waits before it is printed
+OUTPUT_CHUNK_LINES = 2048  # lines written out together while draining
+DRAIN_LIMIT_RECORDS = 1 << 16  # records per drain, so lost-event checks run under load too
 # Records are sent without a wakeup until the ring fills past a mark, so a
 # quiet open waits for the poll timer. Just after attach that timer would be
 # most of the start-up time (the first event waited up to POLL_TIMEOUT_MS);
@@ -240,9 +242,17 @@ def _trace(args: argparse.Namespace, options: ProbeOptions, cgroup_fd: Optional[
     lost_reported = 0
     lines: List[str] = []
     add = lines.append
+    format_record = formatter.from_record
 
-    def on_event(event: object) -> None:
-        add(formatter(event))
+    def on_record(record: memoryview) -> None:
+        add(format_record(record))
+        if len(lines) >= OUTPUT_CHUNK_LINES:  # bounded memory through a long burst
+            write_lines()
+
+    def write_lines() -> None:
+        lines.append("")
+        out.write("\n".join(lines))
+        lines.clear()
 
     try:
         tracer.start()
@@ -255,12 +265,10 @@ def _trace(args: argparse.Namespace, options: ProbeOptions, cgroup_fd: Optional[
                 break
             interval = STARTUP_POLL_MS if now < fast_until else POLL_TIMEOUT_MS
             timeout = interval if deadline is None else max(0, min(interval, int((deadline - now) * 1000)))
-            tracer.poll(on_event, timeout_ms=timeout)
+            tracer.poll_records(on_record, timeout_ms=timeout, limit=DRAIN_LIMIT_RECORDS)
             if lines:
-                lines.append("")
-                out.write("\n".join(lines))
-                out.flush()
-                lines.clear()
+                write_lines()
+            out.flush()
             if now >= next_lost_check:
                 next_lost_check = now + LOST_REPORT_INTERVAL_S
                 lost_reported = _report_lost(tracer, lost_reported, args.json, out)

@@ -245,7 +245,7 @@ class Tracer:
             self.mode = mode
             self.attempts.append(Attempt(mode))
             self._btf = None  # only loading needs it: give its megabytes back
-            self._ring = RingBuffer(self._maps[EVENTS_MAP])
+            self._ring = RingBuffer(self._maps[EVENTS_MAP], wakeups_only=True)
             targets = ", ".join(dict.fromkeys(program.target for program in self.programs))
             self.report(f"tracing opens via {mode} ({targets})")
             return mode
@@ -378,11 +378,25 @@ class Tracer:
 
     # -- running
 
-    def poll(self, on_event: Callable[[OpenEvent], None], timeout_ms: int = 100) -> int:
-        """Wait up to ``timeout_ms`` for events; decode and hand each to ``on_event``."""
+    def poll_records(
+        self, on_record: Callable[[memoryview], None], timeout_ms: int = 100, limit: Optional[int] = None
+    ) -> int:
+        """Sleep until the probe wakes the reader or ``timeout_ms`` passes,
+        then hand every waiting record (at most ``limit``) to ``on_record``.
+
+        The probe sends records without waking the reader, except when the
+        unread data crosses a fill mark, so this drains in large batches; the
+        timeout bounds how long a quiet event waits. The views are only
+        valid during the call: copy what you keep.
+        """
         if self._ring is None:
             raise TracerError("the tracer is not started")
-        return self._ring.poll(timeout_ms, lambda record: on_event(decode_event(record)))
+        self._ring.wait(timeout_ms)
+        return self._ring.consume(on_record, limit)
+
+    def poll(self, on_event: Callable[[OpenEvent], None], timeout_ms: int = 100, limit: Optional[int] = None) -> int:
+        """Like :meth:`poll_records`, with each record decoded to an :class:`OpenEvent`."""
+        return self.poll_records(lambda record: on_event(decode_event(record)), timeout_ms, limit)
 
     def lost_events(self) -> int:
         """Records the probe could not send because the ring buffer was full."""

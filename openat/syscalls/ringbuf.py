@@ -119,7 +119,16 @@ class RingBuffer:
     CPython has no fence to offer on weakly ordered CPUs.
     """
 
-    def __init__(self, map_fd: FdLike | MapFd, callback: RecordCallback | None = None) -> None:
+    def __init__(
+        self, map_fd: FdLike | MapFd, callback: RecordCallback | None = None, *, wakeups_only: bool = False
+    ) -> None:
+        """``wakeups_only``: ``wait()`` returns only when the producer woke the
+        ring (or on timeout), not as soon as anything is pending. For a
+        consumer that drains everything after each wait and lets producers
+        decide when a wakeup is worth it (BPF_RB_NO_WAKEUP/FORCE_WAKEUP):
+        without it, a consumer under load spins on one record at a time.
+        """
+        self.wakeups_only = wakeups_only
         fd = fd_of(map_fd)
         info = raw_map_info(fd)
         if info.type != MapType.RINGBUF:
@@ -134,7 +143,9 @@ class RingBuffer:
             self._consumer_map = mmap.mmap(fd, page, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
             self._producer_map = mmap.mmap(fd, page + 2 * self.size, mmap.MAP_SHARED, mmap.PROT_READ, offset=page)
             self._epoll = select.epoll()
-            self._epoll.register(fd, select.EPOLLIN)
+            # Edge-triggered: readiness is reported once per wakeup of the
+            # ring's wait queue, not for as long as data is there.
+            self._epoll.register(fd, select.EPOLLIN | (select.EPOLLET if wakeups_only else 0))
         except BaseException:
             self._close_resources()
             raise
@@ -205,10 +216,11 @@ class RingBuffer:
         return self._batch()
 
     def wait(self, timeout_ms: int = -1) -> bool:
-        """Block until data is available or the timeout passes; True when there is data."""
+        """Block until data is available (with ``wakeups_only``: until the
+        producer wakes the ring) or the timeout passes; True when woken by data."""
         if self._epoll is None:
             raise ValueError("RingBuffer is closed")
-        if self.pending_bytes():
+        if not self.wakeups_only and self.pending_bytes():
             return True
         timeout = -1 if timeout_ms is None or timeout_ms < 0 else timeout_ms / 1000.0
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import platform
 
-from openat.asm import R0, R1, R2, R3, R6, R7, R8, R10, Program
+from openat.asm import R0, R1, R2, R3, R4, R6, R7, R8, R10, Program
 
 # (getpid, getppid) syscall numbers: the tests trigger these on purpose.
 _NR = {"x86_64": (39, 110), "aarch64": (172, 173), "arm64": (172, 173)}
@@ -81,5 +81,32 @@ def uninitialised_read() -> Program:
     """r0 = r2 with r2 never written: the verifier rejects it (R2 !read_ok)."""
     p = Program()
     p.mov(R0, R2)
+    p.exit()
+    return p
+
+
+def sys_enter_submit_with_flags(quiet_nr: int = NR_GETPID, loud_nr: int = NR_GETPPID, tgid: int | None = None) -> Program:
+    """raw_tp sys_enter: our ``quiet_nr`` → an 8-byte record sent with
+    BPF_RB_NO_WAKEUP; ``loud_nr`` → one sent with BPF_RB_FORCE_WAKEUP."""
+    p = Program()
+    p.mov(R6, R1)
+    p.call("get_current_pid_tgid")
+    p.rsh(R0, 32)
+    p.jne(R0, tgid if tgid is not None else os.getpid(), "out")
+    p.ldxdw(R7, R6, 8)
+    p.mov(R8, 1)  # BPF_RB_NO_WAKEUP
+    p.jeq(R7, quiet_nr, "send")
+    p.jne(R7, loud_nr, "out")
+    p.mov(R8, 2)  # BPF_RB_FORCE_WAKEUP
+    p.label("send")
+    p.stxdw(R10, -8, R7)
+    p.ld_map_fd(R1, "events")
+    p.mov(R2, R10)
+    p.add(R2, -8)
+    p.mov(R3, 8)
+    p.mov(R4, R8)
+    p.call("ringbuf_output")
+    p.label("out")
+    p.mov(R0, 0)
     p.exit()
     return p

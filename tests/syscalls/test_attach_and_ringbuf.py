@@ -262,3 +262,33 @@ def test_legacy_kprobe_events_attach_and_clean_up_or_report_missing():
 
     with open(os.path.join(find_tracefs(), "kprobe_events")) as f:
         assert f"openat_{os.getpid()}/" not in f.read()
+
+
+def test_wakeups_only_sleeps_through_quiet_records_and_wakes_on_request(events):
+    from .programs import NR_GETPID, NR_GETPPID, sys_enter_submit_with_flags
+
+    program = sys_enter_submit_with_flags()
+    with RingBuffer(events, wakeups_only=True) as ring, load_program(
+        program.encode({"events": events.fileno()}), ProgType.RAW_TRACEPOINT, name="t_wakeups", slot_sources=program.slot_sources()
+    ) as prog, raw_tracepoint_open(prog, "sys_enter"):
+        os.getpid()  # a record sent with BPF_RB_NO_WAKEUP
+        assert ring.pending_bytes() > 0
+        assert ring.wait(50) is False  # data is there, but nobody asked to wake us
+        os.getppid()  # a record sent with BPF_RB_FORCE_WAKEUP
+        assert ring.wait(5000) is True
+        got = []
+        ring.consume(lambda rec: got.append(struct.unpack("=Q", rec)[0]))
+        assert got == [NR_GETPID, NR_GETPPID]
+        # Drained and no new wakeup: the next wait sleeps to its timeout.
+        assert ring.wait(20) is False
+
+
+def test_level_triggered_wait_returns_while_data_is_pending(events, ring):
+    from .programs import sys_enter_submit_with_flags
+
+    program = sys_enter_submit_with_flags()
+    with load_program(
+        program.encode({"events": events.fileno()}), ProgType.RAW_TRACEPOINT, name="t_wakeups", slot_sources=program.slot_sources()
+    ) as prog, raw_tracepoint_open(prog, "sys_enter"):
+        os.getpid()
+        assert ring.wait(5000) is True  # the default mode reports pending data at once

@@ -24,7 +24,7 @@ class FakeTracer:
         self.mode = "fake"
         return self.mode
 
-    def poll(self, on_event, timeout_ms: int = 100) -> int:
+    def poll_records(self, on_record, timeout_ms: int = 100, limit=None) -> int:
         self.timeouts.append(timeout_ms)
         Clock.now += max(timeout_ms, 0.1) / 1000  # a real poll(0) takes some time too
         if Clock.now - Clock.started > self.stop_after_s:
