@@ -144,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--attach", choices=("auto",) + ATTACH_MODES, default="auto",
         help="attach point (default auto: the first that works of " + ", ".join(ATTACH_MODES) + ")",
     )
+    probe.add_argument(
+        "--kprobe-interface", choices=("auto", "pmu", "tracefs"), default="auto",
+        help="how --attach kprobe makes its probes: the perf kprobe PMU, tracefs kprobe_events, or auto (PMU, else tracefs)",
+    )
     probe.add_argument("--dump", action="store_true", help="print the probe's annotated disassembly and exit")
     probe.add_argument(
         "--filename-size", type=int, default=ProbeOptions().filename_size, metavar="BYTES",
@@ -238,7 +242,10 @@ def _trace(args: argparse.Namespace, options: ProbeOptions, cgroup_fd: Optional[
         raise _Stop()
 
     previous = signal.signal(signal.SIGTERM, on_sigterm)
-    tracer = Tracer(attach=args.attach, options=options, ring_size=args.ring_size, report=_warn, cgroup_fd=cgroup_fd)
+    tracer = Tracer(
+        attach=args.attach, options=options, ring_size=args.ring_size, report=_warn, cgroup_fd=cgroup_fd,
+        kprobe_interface=args.kprobe_interface,
+    )
     lost_reported = 0
     lines: List[str] = []
     add = lines.append

@@ -71,7 +71,7 @@ def read_lockdown_via_temporary_mount() -> Optional[str]:
     return match.group(1) if match and match.group(1) != "none" else None
 
 
-def attach_support(mode: str) -> Tuple[bool, str]:
+def attach_support(mode: str, kprobe_interface: str = "auto") -> Tuple[bool, str]:
     """Whether the tracer can attach via ``mode`` here, by attaching for a moment.
 
     Returns (True, "") or (False, the kernel's reason in one line).
@@ -79,7 +79,7 @@ def attach_support(mode: str) -> Tuple[bool, str]:
     from .syscalls.errors import BpfError
     from .tracer import Tracer, TracerError
 
-    tracer = Tracer(attach=mode, options=ProbeOptions(), ring_size=4096)
+    tracer = Tracer(attach=mode, options=ProbeOptions(), ring_size=4096, kprobe_interface=kprobe_interface)
     try:
         tracer.start()
         return True, ""

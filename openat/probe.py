@@ -35,6 +35,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from construct import Int32sl, Int32ul, Int64ul, Struct
 
 from .asm import R0, R1, R2, R3, R4, R6, R7, R8, R9, R10, W0, W1, W2, Program, Register
+from .flags import flag_bits
 from .records import (
     COMM_SIZE,
     DEFAULT_FILENAME_SIZE,
@@ -427,6 +428,17 @@ def _read_how_flags(p: Program, base: Register, off: int, layout: KernelLayout, 
     p.call("probe_read_user" if in_user_memory else "probe_read_kernel")
 
 
+def _drop_forced_largefile(p: Program, register: Register, layout: KernelLayout) -> None:
+    """Clear O_LARGEFILE from flags read inside the kernel.
+
+    On 64-bit kernels open, openat and openat2 add O_LARGEFILE before
+    calling do_sys_openat2, so there it says nothing about the caller;
+    clearing it makes kprobe and fentry report the flags the caller passed,
+    as the syscall attach points do.
+    """
+    p.and_(register, ~flag_bits(layout.machine)["O_LARGEFILE"])
+
+
 def _remember(p: Program, options: ProbeOptions) -> None:
     """Filters, then inflight[pid_tgid] = the stack INFLIGHT."""
     _emit_entry_filters(p, options.filters, R10, STACK_INFLIGHT + IN_FLAGS)
@@ -478,6 +490,9 @@ def build_kprobe_enter(layout: KernelLayout, options: ProbeOptions) -> Program:
     p.stw(R10, frame + IN_DFD + 4, SYSCALL_UNKNOWN)
     p.ldxdw(R3, CTX, how_off)  # how is a kernel copy of the user's struct
     _read_how_flags(p, R10, frame + IN_FLAGS, layout, in_user_memory=False)
+    p.ldxdw(R2, R10, frame + IN_FLAGS)
+    _drop_forced_largefile(p, R2, layout)
+    p.stxdw(R10, frame + IN_FLAGS, R2)
     _remember(p, options)
     _finish(p)
     return p
@@ -607,6 +622,7 @@ def build_fexit(layout: KernelLayout, options: ProbeOptions) -> Program:
     p.mov(RECORD, R0)
     p.ldxdw(R3, CTX, 16)  # how: a BTF pointer, so a plain load reads it
     p.ldxdw(R3, R3, layout.open_how_flags_offset)
+    _drop_forced_largefile(p, R3, layout)
     p.stxdw(RECORD, OFF_FLAGS, R3)
     _emit_entry_filters(p, options.filters, RECORD, OFF_FLAGS)
     p.ldxdw(NAME_PTR, CTX, 8)

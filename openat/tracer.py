@@ -56,6 +56,8 @@ from .syscalls.tracefs import ensure_tracefs
 
 Report = Callable[[str], None]
 
+KPROBE_INTERFACES = ("auto", "pmu", "tracefs")
+
 # The function every open goes through since Linux 5.6 (do_sys_open before).
 OPEN_FUNCTIONS = ("do_sys_openat2", "do_sys_open")
 
@@ -171,7 +173,14 @@ class Tracer:
         ring_size: int = 4 << 20,
         report: Optional[Report] = None,
         cgroup_fd: Optional[int] = None,
+        kprobe_interface: str = "auto",
     ) -> None:
+        """``kprobe_interface``: how kprobes are made: ``pmu`` (the perf
+        kprobe PMU), ``tracefs`` (legacy kprobe_events, removed on close) or
+        ``auto`` (the PMU, else tracefs)."""
+        if kprobe_interface not in KPROBE_INTERFACES:
+            raise TracerError(f"unknown kprobe interface {kprobe_interface!r}; choose one of {', '.join(KPROBE_INTERFACES)}")
+        self.kprobe_interface = kprobe_interface
         if attach != "auto" and attach not in ATTACH_MODES:
             raise TracerError(f"unknown attach point {attach!r}; choose auto or one of {', '.join(ATTACH_MODES)}")
         self.attach = attach
@@ -358,9 +367,13 @@ class Tracer:
             )
 
     def _kprobe_event(self, symbol: str, retprobe: bool):
+        if self.kprobe_interface == "tracefs":
+            return perf_event_open_kprobe_legacy(symbol, retprobe=retprobe)
         try:
             return perf_event_open_kprobe(symbol, retprobe=retprobe)
         except NotSupportedError as pmu_error:
+            if self.kprobe_interface == "pmu":
+                raise
             if not kprobe_events_available():
                 raise NotSupportedError(
                     pmu_error.errno, "kprobe", f"{pmu_error}; no tracefs kprobe_events either"

@@ -114,41 +114,102 @@ def test_name_that_fills_buffer_exactly_is_not_truncated(run_tracer, opener, tmp
     assert parse(tracer.wait_for(marker))["file"] == path
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_signal_detaches_everything_and_reports_lost(run_tracer, sig):
-    tracer = run_tracer()
+CLEANUP_CASES = [
+    pytest.param(signal.SIGINT, (), id="SIGINT"),
+    pytest.param(signal.SIGTERM, (), id="SIGTERM"),
+    pytest.param(signal.SIGINT, ("--attach", "kprobe", "--kprobe-interface", "tracefs"), id="SIGINT-kprobe_events"),
+    pytest.param(signal.SIGTERM, ("--attach", "kprobe", "--kprobe-interface", "tracefs"), id="SIGTERM-kprobe_events"),
+]
+
+
+@pytest.mark.parametrize("sig,args", CLEANUP_CASES)
+def test_signal_detaches_everything_and_reports_lost(run_tracer, sig, args):
+    from openat.doctor import attach_support
+
+    if args:
+        usable, reason = attach_support("kprobe", "tracefs")
+        if not usable:
+            pytest.skip(f"tracefs kprobe_events are not available on this kernel: {reason}")
+    tracer = run_tracer(*args)
     mine = program_ids_held_by(tracer.process.pid)
     assert len(mine) >= 1, "the tracer's programs should be loaded while it runs"
+    ours_in_tracefs = f"openat_{tracer.process.pid}/"
+    if args:
+        assert ours_in_tracefs in kprobe_events(), "the forced legacy kprobes should be in kprobe_events"
     assert tracer.stop(sig) == 0
     assert not wait_until_unloaded(mine), "programs left loaded after exit"
-    for events in ("/sys/kernel/tracing/kprobe_events", "/sys/kernel/debug/tracing/kprobe_events"):
-        if os.path.exists(events):
-            with open(events) as f:
-                assert f"openat_{tracer.process.pid}" not in f.read(), "kprobe left in tracefs"
+    assert ours_in_tracefs not in kprobe_events(), "kprobe left in tracefs"
     assert any(re.search(r"\d+ events lost", line) for line in tracer.stderr_lines), tracer.stderr_lines
     assert not any("Traceback" in line for line in tracer.stderr_lines)
+
+
+def kprobe_events() -> str:
+    """Every probe in tracefs kprobe_events ("" where there is none)."""
+    text = ""
+    for path in ("/sys/kernel/tracing/kprobe_events", "/sys/kernel/debug/tracing/kprobe_events"):
+        if os.path.exists(path):
+            with open(path) as f:
+                text += f.read()
+    return text
 
 
 def test_attach_choice_is_reported(run_tracer):
     tracer = run_tracer()
     chosen = [line for line in tracer.stderr_lines if "tracing opens via" in line]
     assert len(chosen) == 1
-    # On a kernel without kprobes, auto says why it skipped them.
-    if not os.path.exists("/sys/bus/event_source/devices/kprobe/type"):
+    if os.path.exists("/sys/bus/event_source/devices/kprobe/type"):
+        # kprobes are the first choice wherever the kernel has them.
+        assert chosen[0].startswith("openat: tracing opens via kprobe (do_sys_openat2")
+    else:
+        # On a kernel without kprobes, auto says why it skipped them.
         assert any(line.startswith("openat: skipped kprobe:") for line in tracer.stderr_lines)
 
 
-@pytest.mark.parametrize("mode", ["tp_btf", "raw_tp", "tracepoint", "kprobe", "fentry"])
-def test_each_attach_point_reports_an_open(run_tracer, opener, tmp_path, marker, mode):
+ATTACH_CASES = [
+    pytest.param("tp_btf", "auto", id="tp_btf"),
+    pytest.param("raw_tp", "auto", id="raw_tp"),
+    pytest.param("tracepoint", "auto", id="tracepoint"),
+    pytest.param("kprobe", "pmu", id="kprobe-pmu"),
+    pytest.param("kprobe", "tracefs", id="kprobe-kprobe_events"),
+    pytest.param("fentry", "auto", id="fentry"),
+]
+
+
+@pytest.mark.parametrize("mode,kprobe_interface", ATTACH_CASES)
+@pytest.mark.parametrize("syscall", ["openat", "openat2"])
+def test_each_attach_point_reports_an_open(run_tracer, opener, tmp_path, marker, mode, kprobe_interface, syscall):
     from openat.doctor import attach_support
 
-    usable, reason = attach_support(mode)
+    usable, reason = attach_support(mode, kprobe_interface)
     if not usable:
-        pytest.skip(f"{mode} is not available on this kernel: {reason}")
-    tracer = run_tracer("--attach", mode)
+        pytest.skip(f"{mode} ({kprobe_interface}) is not available on this kernel: {reason}")
+    tracer = run_tracer("--attach", mode, "--kprobe-interface", kprobe_interface, "--json")
     path = bytes(tmp_path) + b"/" + marker
-    fd = opener.open(path, os.O_WRONLY | os.O_CREAT)
-    fields = parse(tracer.wait_for(marker))
-    assert int(fields["pid"]) == opener.pid
-    assert fields["comm"] == opener.comm.encode()
-    assert fields["ret"] == str(fd).encode()
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    if syscall == "openat":
+        fd = opener.open(path, flags)
+        flags |= os.O_CLOEXEC  # os.open adds it (PEP 446)
+    else:
+        fd = opener.openat2(path, flags)
+    assert fd >= 0
+    record = json.loads(tracer.wait_for(marker))
+    assert record["pid"] == opener.pid and record["tid"] == opener.pid
+    assert record["uid"] == os.getuid()
+    assert record["comm"] == opener.comm
+    assert record["flags"] == flags
+    assert record["file"] == os.fsdecode(path)
+    assert record["ret"] == fd
+    assert record["syscall"] in (syscall, "do_sys_openat2")
+
+
+@pytest.mark.parametrize("mode,kprobe_interface", ATTACH_CASES)
+def test_each_attach_point_reports_failures(run_tracer, opener, tmp_path, marker, mode, kprobe_interface):
+    from openat.doctor import attach_support
+
+    usable, reason = attach_support(mode, kprobe_interface)
+    if not usable:
+        pytest.skip(f"{mode} ({kprobe_interface}) is not available on this kernel: {reason}")
+    tracer = run_tracer("--attach", mode, "--kprobe-interface", kprobe_interface, "-x")
+    missing = bytes(tmp_path) + b"/missing-" + marker
+    assert opener.open(missing) == -2
+    assert parse(tracer.wait_for(marker))["ret"] == b"-2:ENOENT"
