@@ -6,7 +6,9 @@ import os
 
 import pytest
 
-from openat.doctor import attach_support
+import functools
+
+from openat import doctor
 from openat.probe import ATTACH_MODES, Filters, ProbeOptions
 from openat.tracer import Tracer
 
@@ -16,6 +18,12 @@ ALL_FILTERS = Filters(
     pids=(1, 2), tids=(3,), uids=(0, 1000), comm=b"cat", failed_only=True,
     access_modes=(0, 2), flag_mask=0o100, cgroup=True,
 )
+
+
+@functools.lru_cache(maxsize=None)
+def attach_support(mode: str):
+    """doctor.attach_support, asked once per mode for all the variants."""
+    return doctor.attach_support(mode)
 
 
 def _cgroup2_root() -> str:
