@@ -20,9 +20,9 @@ import errno
 import json
 import re
 import time
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
-from .records import HEADER_STRUCT, KIND_COMPLETE, SYSCALL_NAMES, OpenEvent, decode_event, split_name
+from .records import HEADER_SIZE, HEADER_STRUCT, KIND_COMPLETE, SYSCALL_NAMES, OpenEvent, decode_event, split_name
 
 _unpack_header = HEADER_STRUCT.unpack_from
 
@@ -50,16 +50,24 @@ def escape(raw: bytes) -> str:
     )
 
 
-class _EscapeCache(dict):
-    """Escaped forms of recently seen values: comms repeat on almost every line."""
+class _BoundedCache(dict):
+    """A dict that computes missing values and forgets everything when full.
+
+    Consecutive opens mostly come from the same few processes and files;
+    caching what they format to saves most of the work per line.
+    """
 
     LIMIT = 4096
 
-    def __missing__(self, raw: bytes) -> str:
+    def __init__(self, compute: Callable) -> None:
+        super().__init__()
+        self.compute = compute
+
+    def __missing__(self, key):
         if len(self) >= self.LIMIT:
             self.clear()
-        text = self[raw] = escape(raw)
-        return text
+        value = self[key] = self.compute(key)
+        return value
 
 
 _UNESCAPE = re.compile(r"\\(\\|x([0-9a-f]{2})|u\{([0-9a-f]+)\})")
@@ -157,13 +165,14 @@ class TextFormatter:
     def __init__(self, clock: Clock, *, path_of: Optional[Callable[[OpenEvent], bytes]] = None) -> None:
         self.clock = clock
         self.path_of = path_of
-        self._comms = _EscapeCache()
+        self._prefixes = _BoundedCache(_identity_text)  # (pid, uid, flags, comm) -> "pid=… file="
+        self._names = _BoundedCache(escape)
 
     def __call__(self, event: OpenEvent) -> str:
         name = self.path_of(event) if self.path_of else event.filename
         return self._line(
-            event.timestamp_ns, event.pid, event.uid, event.flags, event.comm,
-            name, event.truncated, event.read_error, event.ret, event.kind,
+            event.timestamp_ns, (event.pid, event.uid, event.flags, event.comm),
+            self._file_text(name, event.truncated, event.read_error), event.ret, event.kind,
         )
 
     def from_record(self, record: "bytes | memoryview") -> str:
@@ -171,24 +180,28 @@ class TextFormatter:
         if self.path_of is not None:
             return self(decode_event(record))  # resolving a path needs the whole event
         (timestamp_ns, _tid, pid, uid, _gid, flags, ret, _dfd, _syscall, comm, name_len, kind) = _unpack_header(record)
-        name, truncated, read_error = split_name(record, name_len)
-        return self._line(
-            timestamp_ns, pid, uid, flags, comm.split(b"\0", 1)[0], name, truncated, read_error, ret, kind
-        )
-
-    def _line(
-        self, timestamp_ns: int, pid: int, uid: int, flags: int, comm: bytes, name: bytes,
-        truncated: bool, read_error: Optional[int], ret: int, kind: int,
-    ) -> str:
-        if read_error is not None:
-            file_text = f"\\?{errno_name(-read_error)}"
+        if 0 < name_len <= len(record) - HEADER_SIZE:  # the common case: a whole, readable name
+            file_text = self._names[bytes(record[HEADER_SIZE : HEADER_SIZE + name_len - 1])]
         else:
-            file_text = escape(name) + ("\\..." if truncated else "")
-        line = f"pid={pid} uid={uid} flags={flags:#x} comm={self._comms[comm]} file={file_text}"
+            file_text = self._file_text(*split_name(record, name_len))
+        return self._line(timestamp_ns, (pid, uid, flags, comm.split(b"\0", 1)[0]), file_text, ret, kind)
+
+    def _file_text(self, name: bytes, truncated: bool, read_error: Optional[int]) -> str:
+        if read_error is not None:
+            return f"\\?{errno_name(-read_error)}"
+        return self._names[name] + ("\\..." if truncated else "")
+
+    def _line(self, timestamp_ns: int, identity: Tuple[int, int, int, bytes], file_text: str, ret: int, kind: int) -> str:
+        line = self._prefixes[identity] + file_text
         if kind == KIND_COMPLETE:
             line += f" ret={ret}" if ret >= 0 else f" ret={format_return(ret)}"
         stamp = self.clock.text(timestamp_ns)
         return line if stamp is None else f"{stamp} {line}"
+
+
+def _identity_text(identity: Tuple[int, int, int, bytes]) -> str:
+    pid, uid, flags, comm = identity
+    return f"pid={pid} uid={uid} flags={flags:#x} comm={escape(comm)} file="
 
 
 class JsonFormatter:
