@@ -407,25 +407,13 @@ class Bench:
                 extra["asm_note"] = f"bench/asm_bench.py failed: {exc!r}"
         else:
             extra["asm_note"] = "bench/asm_bench.py not in the tree yet"
-        # Slot for the tracer team: openat.bench_hooks.decode_rate(records=N) -> dict
-        # with at least records_per_s (decode + format, no kernel).
+        # The consumer's decode + format rate, without the kernel.
         try:
-            hooks = importlib.import_module("openat.bench_hooks")
-        except ImportError:
-            extra["decode_note"] = "openat.bench_hooks not in the tree yet"
-        else:
-            func = getattr(hooks, "decode_rate", None)
-            if func is None:
-                extra["decode_note"] = "openat.bench_hooks has no decode_rate()"
-            else:
-                try:
-                    records = 20_000 if self.args.quick else 200_000
-                    try:
-                        extra["decode"] = func(records=records)
-                    except TypeError:
-                        extra["decode"] = func()
-                except Exception as exc:
-                    extra["decode_note"] = f"openat.bench_hooks.decode_rate failed: {exc!r}"
+            from bench.decode_bench import decode_rate
+
+            extra["decode"] = decode_rate(records=20_000 if self.args.quick else 200_000)
+        except Exception as exc:
+            extra["decode_note"] = f"bench/decode_bench.py failed: {exc!r}"
         return extra
 
     def wait_for_quiet(self) -> None:

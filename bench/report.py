@@ -401,7 +401,7 @@ def render_markdown(result: dict[str, Any]) -> str:
     else:
         extras.append(f"- assembler: {result.get('asm_note', 'not run')}")
     if result.get("decode"):
-        extras.append("- consumer decode rate (openat.bench_hooks): " + _dict_text(result["decode"]))
+        extras.append("- consumer decode rate (bench/decode_bench.py): " + _dict_text(result["decode"]))
     else:
         extras.append(f"- consumer decode rate: {result.get('decode_note', 'not run')}")
     lines += ["", "## Without the kernel", ""] + extras
