@@ -253,7 +253,7 @@ class Tracer:
                 raise
             self.mode = mode
             self.attempts.append(Attempt(mode))
-            self._btf = None  # only loading needs it: give its megabytes back
+            self._btf = None  # only loading needs it
             self._ring = RingBuffer(self._maps[EVENTS_MAP], wakeups_only=True)
             targets = ", ".join(dict.fromkeys(program.target for program in self.programs))
             self.report(f"tracing opens via {mode} ({targets})")
