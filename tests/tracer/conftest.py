@@ -73,6 +73,28 @@ class TracerProcess:
             if needle in line:
                 return line
 
+    def lines_until(self, needle: bytes, last: bytes, timeout: float = EVENT_TIMEOUT_S) -> List[bytes]:
+        """Every line with ``needle`` up to the first one with ``last``, then stragglers.
+
+        Tests make the open that must appear last: records come out in the
+        order the probe reserved them, so an earlier open that wrongly passed
+        a filter is in the output before it.
+        """
+        found = []
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no line with {last!r} within {timeout}s; saw {found}; stderr: {self.stderr_lines}")
+            try:
+                line = self.lines.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if needle in line:
+                found.append(line)
+                if last in line:
+                    return found + self.lines_with(needle, settle=0.3)
+
     def lines_with(self, needle: bytes, settle: float = 1.0) -> List[bytes]:
         """Every line with ``needle`` printed until output stays quiet for ``settle`` s."""
         found = []

@@ -29,7 +29,7 @@ def test_pid_filter_keeps_only_listed_processes(run_tracer, tmp_path, marker):
         other.open(b)
         wanted.open(a)
         also.open(c)
-        seen = {parse(line)["file"] for line in tracer.lines_with(marker, settle=1.5)}
+        seen = {parse(line)["file"] for line in tracer.lines_until(marker, c)}
         assert seen == {a, c}
     finally:
         for child in (wanted, other, also):
@@ -44,7 +44,7 @@ def test_tid_filter(run_tracer, tmp_path, marker):
         a, b = names(tmp_path, marker, "a", "b")
         other.open(b)
         wanted.open(a)
-        seen = {parse(line)["file"] for line in tracer.lines_with(marker, settle=1.5)}
+        seen = {parse(line)["file"] for line in tracer.lines_until(marker, a)}
         assert seen == {a}
     finally:
         wanted.close()
@@ -57,10 +57,10 @@ def test_uid_filter(run_tracer, tmp_path, marker):
     a, b = names(tmp_path, marker, "nobody", "root")
     code = "import os,sys; os.setuid(65534); os.open(sys.argv[1], os.O_RDONLY|os.O_CREAT, 0o600) if False else None\n" \
            "try:\n  os.open(sys.argv[1], os.O_WRONLY|os.O_CREAT, 0o600)\nexcept OSError: pass"
-    subprocess.run([sys.executable, "-c", code, a], check=True)
-    with open(b, "w"):
+    with open(b, "w"):  # root: must not appear
         pass
-    lines = tracer.lines_with(marker, settle=1.5)
+    subprocess.run([sys.executable, "-c", code, a], check=True)
+    lines = tracer.lines_until(marker, a)
     assert [parse(line)["file"] for line in lines] == [a]
     assert parse(lines[0])["uid"] == b"65534"
 
@@ -80,7 +80,7 @@ def test_comm_filter_matches_whole_comm(run_tracer, tmp_path, marker):
         a, b = names(tmp_path, marker, "exact", "longer")
         longer.open(b)
         exact.open(a)
-        lines = tracer.lines_with(marker, settle=1.5)
+        lines = tracer.lines_until(marker, a)
         assert [parse(line)["file"] for line in lines] == [a]
         assert parse(lines[0])["comm"] == b"catty"
     finally:
@@ -93,7 +93,7 @@ def test_failed_only(run_tracer, opener, tmp_path, marker):
     ok, missing = names(tmp_path, marker, "ok", "missing")
     assert opener.open(ok, os.O_WRONLY | os.O_CREAT) >= 0
     assert opener.open(missing) == -2
-    lines = tracer.lines_with(marker, settle=1.5)
+    lines = tracer.lines_until(marker, missing)
     assert [parse(line)["file"] for line in lines] == [missing]
     assert parse(lines[0])["ret"] == b"-2:ENOENT"
 
@@ -105,10 +105,10 @@ def test_flag_filter_any_of_listed_flags(run_tracer, opener, tmp_path, marker):
         with open(path, "w"):
             pass
     opener.open(ro, os.O_RDONLY)
+    opener.open(rw, os.O_RDWR)
     opener.open(wo, os.O_WRONLY)
     opener.open(rw_trunc, os.O_RDWR | os.O_TRUNC)
-    opener.open(rw, os.O_RDWR)
-    seen = {parse(line)["file"] for line in tracer.lines_with(marker, settle=1.5)}
+    seen = {parse(line)["file"] for line in tracer.lines_until(marker, rw_trunc)}
     assert seen == {wo, rw_trunc}
 
 
@@ -121,7 +121,7 @@ def test_o_rdonly_filter_selects_read_only_opens(run_tracer, opener, tmp_path, m
             pass
     opener.open(wo, os.O_WRONLY)
     opener.open(ro, os.O_RDONLY)
-    seen = {parse(line)["file"] for line in tracer.lines_with(marker, settle=1.5)}
+    seen = {parse(line)["file"] for line in tracer.lines_until(marker, ro)}
     assert seen == {ro}
 
 
@@ -147,7 +147,7 @@ def test_cgroup_filter_keeps_processes_in_that_tree(run_tracer, tmp_path, marker
         a, b = names(tmp_path, marker, "inside", "outside")
         outside.open(b)
         inside.open(a)
-        seen = {parse(line)["file"] for line in tracer.lines_with(marker, settle=1.5)}
+        seen = {parse(line)["file"] for line in tracer.lines_until(marker, a)}
         assert seen == {a}
     finally:
         inside.close()
