@@ -20,6 +20,16 @@ ATTACH_TIMEOUT_S = 30
 EVENT_TIMEOUT_S = 30  # a bound for loaded machines (CI, the qemu guest), not a timing check
 
 
+def cgroup2_root() -> str:
+    """Where the cgroup v2 hierarchy is mounted (skips when there is none)."""
+    with open("/proc/self/mounts") as mounts:
+        for line in mounts:
+            fields = line.split()
+            if fields[2] == "cgroup2":
+                return fields[1]
+    pytest.skip("no cgroup v2 hierarchy mounted: --cgroup needs one")
+
+
 def need_root() -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root (CAP_BPF + CAP_PERFMON) to load BPF programs")

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from .conftest import Opener
+from .conftest import Opener, cgroup2_root
 from .test_end_to_end import parse
 
 
@@ -125,17 +125,8 @@ def test_o_rdonly_filter_selects_read_only_opens(run_tracer, opener, tmp_path, m
     assert seen == {ro}
 
 
-def _cgroup2_root() -> str:
-    with open("/proc/self/mounts") as mounts:
-        for line in mounts:
-            fields = line.split()
-            if fields[2] == "cgroup2":
-                return fields[1]
-    pytest.skip("no cgroup v2 hierarchy mounted")
-
-
 def test_cgroup_filter_keeps_processes_in_that_tree(run_tracer, tmp_path, marker):
-    root = _cgroup2_root()
+    root = cgroup2_root()
     group = os.path.join(root, f"openat-test-{marker.decode()}")
     child_group = os.path.join(group, "inner")
     os.makedirs(child_group)

@@ -12,7 +12,7 @@ from openat import doctor
 from openat.probe import ATTACH_MODES, Filters, ProbeOptions
 from openat.tracer import Tracer
 
-from .conftest import need_root
+from .conftest import cgroup2_root, need_root
 
 ALL_FILTERS = Filters(
     pids=(1, 2), tids=(3,), uids=(0, 1000), comm=b"cat", failed_only=True,
@@ -26,15 +26,6 @@ def attach_support(mode: str):
     return doctor.attach_support(mode)
 
 
-def _cgroup2_root() -> str:
-    with open("/proc/self/mounts") as mounts:
-        for line in mounts:
-            fields = line.split()
-            if fields[2] == "cgroup2":
-                return fields[1]
-    pytest.skip("no cgroup v2 hierarchy mounted: --cgroup cannot be loaded")
-
-
 @pytest.mark.parametrize("filename_size", [2, 256, 4096])
 @pytest.mark.parametrize("filters", [Filters(), ALL_FILTERS], ids=["no-filters", "all-filters"])
 @pytest.mark.parametrize("mode", ATTACH_MODES)
@@ -43,7 +34,7 @@ def test_probe_variant_loads(mode, filters, filename_size):
     usable, reason = attach_support(mode)
     if not usable:
         pytest.skip(f"{mode} is not available on this kernel: {reason}")
-    cgroup_fd = os.open(_cgroup2_root(), os.O_RDONLY | os.O_DIRECTORY) if filters.cgroup else None
+    cgroup_fd = os.open(cgroup2_root(), os.O_RDONLY | os.O_DIRECTORY) if filters.cgroup else None
     try:
         options = ProbeOptions(filename_size=filename_size, filters=filters)
         with Tracer(attach=mode, options=options, ring_size=1 << 16, cgroup_fd=cgroup_fd) as tracer:
