@@ -275,6 +275,10 @@ def _emit_entry_filters(p: Program, filters: Filters, flags_base: Register, flag
         p.call("current_task_under_cgroup")
         p.jne(R0, 1, "out")
     if filters.comm is not None:
+        # Older kernels copy the comm with strscpy, which leaves the bytes
+        # after its NUL as they were: zero them, or the compare sees garbage.
+        p.stdw(R10, STACK_COMM, 0)
+        p.stdw(R10, STACK_COMM + 8, 0)
         p.mov(R1, R10)
         p.add(R1, STACK_COMM)
         p.mov(R2, COMM_SIZE)

@@ -91,3 +91,13 @@ def test_filename_size_bounds():
         ProbeOptions(filename_size=1)
     with pytest.raises(ValueError, match="out of range"):
         ProbeOptions(filename_size=4097)
+
+
+def test_comm_filter_zeroes_the_comm_buffer_first(layout):
+    # 6.1's bpf_get_current_comm does not pad with zeros (strscpy): the
+    # 16-byte compare needs the tail zeroed before the call.
+    listing = build_probe("kprobe", layout, ProbeOptions(filters=Filters(comm=b"cat")))[0].program.listing()
+    lines = listing.splitlines()
+    call = next(i for i, line in enumerate(lines) if "bpf_get_current_comm" in line)
+    before = "\n".join(lines[max(0, call - 6) : call])
+    assert "*(u64 *)(r10 - 0x50) = 0x0" in before and "*(u64 *)(r10 - 0x48) = 0x0" in before
