@@ -13,7 +13,7 @@ import platform
 import re
 import struct
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence
 
 from .probe import (
     ATTACH_MODES,
