@@ -17,10 +17,8 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 from .asm import R0, R1, W0, W1, Program
 from .probe import ATTACH_MODES, ProbeOptions
+from .syscalls.errors import CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN, LOCKDOWN_FILE, effective_capabilities, lockdown_mode
 
-CAP_SYS_ADMIN = 21
-CAP_PERFMON = 38
-CAP_BPF = 39
 
 
 @dataclass
@@ -31,17 +29,6 @@ class Check:
     fix: str = ""
 
 
-def _capabilities() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("CapEff:"):
-                return int(line.split()[1], 16)
-    return 0
-
-
-LOCKDOWN_FILE = "/sys/kernel/security/lockdown"
-
-
 def read_lockdown_via_temporary_mount() -> Optional[str]:
     """The lockdown mode, read from a securityfs mounted for a moment.
 
@@ -49,7 +36,6 @@ def read_lockdown_via_temporary_mount() -> Optional[str]:
     directory (and unmounting it again) leaves the system as it was.
     Returns None when it cannot be read, or when lockdown is off.
     """
-    import re
     import tempfile
 
     from .syscalls import _libc
@@ -61,14 +47,10 @@ def read_lockdown_via_temporary_mount() -> Optional[str]:
         os.rmdir(where)
         return None
     try:
-        with open(os.path.join(where, "lockdown")) as f:
-            match = re.search(r"\[(\w+)\]", f.read())
-    except OSError:
-        match = None
+        return lockdown_mode(os.path.join(where, "lockdown"))
     finally:
         _libc.umount(where)
         os.rmdir(where)
-    return match.group(1) if match and match.group(1) != "none" else None
 
 
 def attach_support(mode: str, kprobe_interface: str = "auto") -> Tuple[bool, str]:
@@ -136,7 +118,7 @@ def run_checks(report: Callable[[Check], None]) -> List[Check]:
     release = platform.release()
     add(Check("kernel", "OK", f"Linux {release} {platform.machine()}"))
 
-    caps = _capabilities()
+    caps = effective_capabilities()
     if os.geteuid() == 0 or caps & (1 << CAP_SYS_ADMIN):
         add(Check("privileges", "OK", "root" if os.geteuid() == 0 else "CAP_SYS_ADMIN"))
     elif caps & (1 << CAP_BPF) and caps & (1 << CAP_PERFMON):
@@ -146,7 +128,6 @@ def run_checks(report: Callable[[Check], None]) -> List[Check]:
         return checks  # everything after this needs them
 
     from .syscalls import BpfError, MapType, map_create
-    from .syscalls.errors import lockdown_mode
     from .syscalls.perf import kprobe_events_available, kprobe_pmu_type
     from .syscalls.tracefs import ensure_tracefs, tracepoint_exists
     from .tracer import open_btf

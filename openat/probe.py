@@ -90,19 +90,10 @@ INFLIGHT = Struct(
 )
 
 
-def _offset_in(struct: Struct, name: str) -> int:
-    offset = 0
-    for sub in struct.subcons:
-        if sub.name == name:
-            return offset
-        offset += sub.sizeof()
-    raise KeyError(name)
-
-
-IN_NAME_PTR = _offset_in(INFLIGHT, "filename_ptr")
-IN_FLAGS = _offset_in(INFLIGHT, "flags")
-IN_TIMESTAMP = _offset_in(INFLIGHT, "timestamp_ns")
-IN_DFD = _offset_in(INFLIGHT, "dfd")
+IN_NAME_PTR = field_offset("filename_ptr", INFLIGHT)
+IN_FLAGS = field_offset("flags", INFLIGHT)
+IN_TIMESTAMP = field_offset("timestamp_ns", INFLIGHT)
+IN_DFD = field_offset("dfd", INFLIGHT)
 
 OFF_TIMESTAMP = field_offset("timestamp_ns")
 OFF_TID = field_offset("tid")
@@ -115,7 +106,7 @@ OFF_COMM = field_offset("comm")
 OFF_FILENAME_LEN = field_offset("filename_len")
 OFF_KIND = field_offset("kind")
 # dfd and syscall travel together as one 64-bit copy in both layouts.
-assert OFF_SYSCALL == OFF_DFD + 4 and _offset_in(INFLIGHT, "syscall") == IN_DFD + 4
+assert OFF_SYSCALL == OFF_DFD + 4 and field_offset("syscall", INFLIGHT) == IN_DFD + 4
 
 # Stack frame (offsets from r10). Each slot has one use per program.
 STACK_KEY = -8  # u64 pid_tgid: the inflight key

@@ -65,14 +65,14 @@ DEFAULT_FILENAME_SIZE = 256
 _FORMAT_OF = {Int64ul: "Q", Int64sl: "q", Int32ul: "I", Int32sl: "i"}
 
 
-def field_offset(name: str) -> int:
-    """Byte offset of header field ``name``, computed from ``EVENT_HEADER``."""
+def field_offset(name: str, struct: construct.Struct = EVENT_HEADER) -> int:
+    """Byte offset of field ``name`` of ``struct`` (by default ``EVENT_HEADER``)."""
     offset = 0
-    for sub in EVENT_HEADER.subcons:
+    for sub in struct.subcons:
         if sub.name == name:
             return offset
         offset += sub.sizeof()
-    raise KeyError(f"EVENT_HEADER has no field {name!r}")
+    raise KeyError(f"{struct.name or 'the struct'} has no field {name!r}")
 
 
 def _derive_struct_format(header: construct.Struct) -> str:

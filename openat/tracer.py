@@ -52,7 +52,7 @@ from .syscalls.perf import (
     perf_event_open_tracepoint,
 )
 from .syscalls.ringbuf import RingBuffer
-from .syscalls.tracefs import ensure_tracefs
+from .syscalls.tracefs import ensure_tracefs, find_tracefs
 
 Report = Callable[[str], None]
 
@@ -449,7 +449,7 @@ def dump_probe(attach: str, options: ProbeOptions) -> str:
     Needs no privileges: offsets come from BTF and tracefs when readable,
     else from the built-in tables.
     """
-    layout = discover_layout(_readable_tracefs(), open_btf())
+    layout = discover_layout(find_tracefs(), open_btf())  # find, never mount: no root here
     modes = ATTACH_MODES if attach == "auto" else (attach,)
     out: List[str] = []
     for mode in modes:
@@ -458,10 +458,3 @@ def dump_probe(attach: str, options: ProbeOptions) -> str:
                        f"({len(probe.program.instructions)} instructions)")
             out.append(probe.program.listing())
     return "\n".join(out) + "\n"
-
-
-def _readable_tracefs() -> Optional[str]:
-    for path in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"):
-        if os.path.isdir(os.path.join(path, "events", "syscalls")):
-            return path
-    return None

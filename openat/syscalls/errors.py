@@ -24,9 +24,10 @@ __all__ = [
 
 ENOTSUPP = 524  # kernel-internal errno that bpf() leaks to user space
 
-_CAP_SYS_ADMIN = 21
-_CAP_PERFMON = 38
-_CAP_BPF = 39
+CAP_SYS_ADMIN = 21
+CAP_PERFMON = 38
+CAP_BPF = 39
+LOCKDOWN_FILE = "/sys/kernel/security/lockdown"
 
 
 class BpfError(OSError):
@@ -140,14 +141,15 @@ def _errno_name(err: int) -> str:
     return _errno.errorcode.get(err, str(err))
 
 
-def lockdown_mode() -> str | None:
+def lockdown_mode(path: str = LOCKDOWN_FILE) -> str | None:
     """The active kernel lockdown mode ("integrity", "confidentiality"), or None.
 
     Only read when securityfs is already mounted: mounting it just to explain
-    an error would be a surprising side effect.
+    an error would be a surprising side effect. ``path`` is the ``lockdown``
+    file of a securityfs mounted elsewhere.
     """
     try:
-        with open("/sys/kernel/security/lockdown") as f:
+        with open(path) as f:
             text = f.read()
     except OSError:
         return None
@@ -157,7 +159,7 @@ def lockdown_mode() -> str | None:
     return None
 
 
-def _effective_caps() -> int:
+def effective_capabilities() -> int:
     try:
         with open("/proc/self/status") as f:
             for line in f:
@@ -170,9 +172,9 @@ def _effective_caps() -> int:
 
 def privilege_hint() -> str:
     """Explain which privileges are needed, or that they are present and still refused."""
-    caps = _effective_caps()
-    has_admin = bool(caps & (1 << _CAP_SYS_ADMIN))
-    has_bpf = bool(caps & (1 << _CAP_BPF)) and bool(caps & (1 << _CAP_PERFMON))
+    caps = effective_capabilities()
+    has_admin = bool(caps & (1 << CAP_SYS_ADMIN))
+    has_bpf = bool(caps & (1 << CAP_BPF)) and bool(caps & (1 << CAP_PERFMON))
     lockdown = lockdown_mode()
     if has_admin or has_bpf:
         hint = "refused although this process has " + ("CAP_SYS_ADMIN" if has_admin else "CAP_BPF + CAP_PERFMON")
