@@ -27,6 +27,7 @@ from .probe import (
     KernelLayout,
     ProbeOptions,
     ProbeProgram,
+    TaskLayout,
     build_probe,
     scratch_value_size,
 )
@@ -129,7 +130,16 @@ def discover_layout(tracefs: Optional[str] = None, btf: Optional[Btf] = None, ma
             nr = btf.member_offset("pt_regs", _SYSCALL_NR_REGISTER[machine])
             how_flags = btf.member_offset("open_how", "flags")
             first_at_exit = btf.member_offset("pt_regs", "orig_x0") if machine == "aarch64" else args[0]
+            task = TaskLayout(
+                pid=btf.member_offset("task_struct", "pid"),
+                tgid=btf.member_offset("task_struct", "tgid"),
+                comm=btf.member_offset("task_struct", "comm"),
+                cred=btf.member_offset("task_struct", "cred"),
+                uid=btf.member_offset("cred", "uid"),
+                gid=btf.member_offset("cred", "gid"),
+            )
         else:
+            task = None
             nr, how_flags = _SYSCALL_NR_FALLBACK[machine], 0
             first_at_exit = _ORIG_X0_FALLBACK if machine == "aarch64" else args[0]
     except BtfError:
@@ -144,6 +154,7 @@ def discover_layout(tracefs: Optional[str] = None, btf: Optional[Btf] = None, ma
         open_how_flags_offset=how_flags,
         exit_arg_offsets=(first_at_exit, args[1], args[2]),
         tracepoint_fields=read_tracepoint_fields(TRACEPOINT_EVENTS, tracefs),
+        task=task,
     )
 
 
