@@ -32,10 +32,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from construct import Int32sl, Int32ul, Int64ul, Struct
-
 from .asm import R0, R1, R2, R3, R4, R6, R7, R8, R9, R10, W0, W1, W2, Program, Register
 from .flags import flag_bits
+from ._layout import INFLIGHT_OFFSETS, INFLIGHT_SIZE
 from .records import (
     COMM_SIZE,
     DEFAULT_FILENAME_SIZE,
@@ -52,7 +51,7 @@ from .records import (
 EVENTS_MAP = "events"  # BPF_MAP_TYPE_RINGBUF
 SCRATCH_MAP = "scratch"  # BPF_MAP_TYPE_PERCPU_ARRAY: the record being built
 LOST_MAP = "lost"  # BPF_MAP_TYPE_ARRAY: u64 count of records not sent
-INFLIGHT_MAP = "inflight"  # BPF_MAP_TYPE_HASH: pid_tgid -> INFLIGHT
+INFLIGHT_MAP = "inflight"  # BPF_MAP_TYPE_HASH: pid_tgid -> schema.INFLIGHT
 CGROUP_MAP = "cgroup"  # BPF_MAP_TYPE_CGROUP_ARRAY: the --cgroup filter's tree
 
 INFLIGHT_ENTRIES = 16384  # threads inside an open at the same time
@@ -80,20 +79,10 @@ _ARGUMENTS = {
     SYSCALL_OPENAT2: {"dfd": 0, "filename": 1, "how": 2},
 }
 
-# What entry leaves for exit, per thread.
-INFLIGHT = Struct(
-    "filename_ptr" / Int64ul,
-    "flags" / Int64ul,
-    "timestamp_ns" / Int64ul,
-    "dfd" / Int32sl,
-    "syscall" / Int32ul,
-)
-
-
-IN_NAME_PTR = field_offset("filename_ptr", INFLIGHT)
-IN_FLAGS = field_offset("flags", INFLIGHT)
-IN_TIMESTAMP = field_offset("timestamp_ns", INFLIGHT)
-IN_DFD = field_offset("dfd", INFLIGHT)
+IN_NAME_PTR = field_offset("filename_ptr", INFLIGHT_OFFSETS)
+IN_FLAGS = field_offset("flags", INFLIGHT_OFFSETS)
+IN_TIMESTAMP = field_offset("timestamp_ns", INFLIGHT_OFFSETS)
+IN_DFD = field_offset("dfd", INFLIGHT_OFFSETS)
 
 OFF_TIMESTAMP = field_offset("timestamp_ns")
 OFF_TID = field_offset("tid")
@@ -108,7 +97,7 @@ OFF_COMM = field_offset("comm")
 OFF_FILENAME_LEN = field_offset("filename_len")
 OFF_KIND = field_offset("kind")
 # dfd and syscall travel together as one 64-bit copy in both layouts.
-assert OFF_SYSCALL == OFF_DFD + 4 and field_offset("syscall", INFLIGHT) == IN_DFD + 4
+assert OFF_SYSCALL == OFF_DFD + 4 and field_offset("syscall", INFLIGHT_OFFSETS) == IN_DFD + 4
 
 # Stack frame (offsets from r10). Each slot has one use per program.
 STACK_KEY = -8  # u64 pid_tgid: the inflight key
@@ -117,7 +106,7 @@ STACK_ARGS = -128  # raw_tp: pt_regs slots copied to the stack (up to 32 bytes)
 STACK_COMM = -80  # --name: this task's comm (16 bytes)
 STACK_INDEX = -84  # u32 0: index into the array maps
 STACK_BYTE = -88  # the byte after a full name buffer
-assert INFLIGHT.sizeof() == STACK_KEY - STACK_INFLIGHT
+assert INFLIGHT_SIZE == STACK_KEY - STACK_INFLIGHT
 
 # Registers kept across helper calls (r6-r9 are callee-saved).
 CTX = R6

@@ -1,10 +1,12 @@
-"""The event record the probe writes into the ring buffer, defined once.
+"""The event record the probe writes into the ring buffer, and its decoder.
 
-``EVENT_HEADER`` (a ``construct`` Struct) is the single source of truth: the
-probe takes its field offsets from it (:func:`field_offset`), and the decoder
-uses a ``struct.Struct`` derived from the same definition, because
-``construct``'s generic parse costs several microseconds per record and the
-consumer must keep up with hundreds of thousands of opens per second.
+The record is defined once, as a ``construct`` Struct in
+:mod:`openat.schema`; the probe takes its field offsets and the decoder its
+``struct`` format from ``openat/_layout.py``, generated from that definition
+(``python -m openat.schema``), so the tracer never imports ``construct``
+while it runs (7 MB of resident memory) and decodes with ``struct``
+(``construct``'s generic parse costs several microseconds per record, and
+the consumer must keep up with hundreds of thousands of opens per second).
 
 A record is the fixed header followed by the file name and its NUL; the probe
 sends only the bytes the name uses, so a short name costs a short record.
@@ -17,11 +19,11 @@ the buffer from a longer one, so the probe checks the next byte.
 
 from __future__ import annotations
 
+import re
 import struct
-from typing import NamedTuple, Optional, Tuple
+from typing import Mapping, NamedTuple, Optional, Sequence, Tuple
 
-import construct
-from construct import Bytes, Int32sl, Int32ul, Int64sl, Int64ul, Struct
+from ._layout import EVENT_FIELDS, EVENT_FORMAT, EVENT_OFFSETS, EVENT_SIZE
 
 # Kinds of record. Only ENTRY and COMPLETE carry a file name.
 KIND_ENTRY = 0  # an open seen at syscall entry; no return value known
@@ -41,57 +43,34 @@ SYSCALL_NAMES = {
     SYSCALL_OPENAT2: "openat2",
 }
 
-# Fields are ordered so that the u64 returned by get_current_pid_tgid() and
-# get_current_uid_gid() can be stored with one 64-bit store each: the low half
-# (tid, uid) lands first in little-endian memory.
-EVENT_HEADER = Struct(
-    "timestamp_ns" / Int64ul,  # bpf_ktime_get_ns(): CLOCK_MONOTONIC
-    "tid" / Int32ul,
-    "pid" / Int32ul,  # thread-group id, what ps calls the pid
-    "uid" / Int32ul,
-    "gid" / Int32ul,
-    "flags" / Int64ul,  # open flags (how->flags for openat2: 64 bits)
-    "ret" / Int64sl,  # fd or -errno; 0 in ENTRY records
-    "dfd" / Int32sl,
-    "syscall" / Int32ul,
-    "comm" / Bytes(16),
-    "filename_len" / Int32sl,  # name length with NUL, or -errno; > bytes sent if cut short
-    "kind" / Int32ul,
-)
-HEADER_SIZE: int = EVENT_HEADER.sizeof()
-COMM_SIZE = 16
+HEADER_SIZE: int = EVENT_SIZE
+HEADER_STRUCT = struct.Struct(EVENT_FORMAT)
+FIELD_NAMES = EVENT_FIELDS
+COMM_SIZE = EVENT_OFFSETS["filename_len"] - EVENT_OFFSETS["comm"]  # the comm field's bytes
 DEFAULT_FILENAME_SIZE = 256
 
-_FORMAT_OF = {Int64ul: "Q", Int64sl: "q", Int32ul: "I", Int32sl: "i"}
+
+def text_fields_struct(names: Sequence[str]) -> struct.Struct:
+    """A ``struct`` that unpacks only ``names`` (in record order) from a header.
+
+    The other fields become pad bytes, so a consumer that needs a few fields
+    does not build objects for the rest.
+    """
+    codes = re.findall(r"(\d*)([a-zA-Z])", EVENT_FORMAT[1:])  # one (count, code) per field
+    if list(names) != [field for field in EVENT_FIELDS if field in names]:
+        raise ValueError(f"fields {list(names)} are not record fields in record order ({', '.join(EVENT_FIELDS)})")
+    parts = [EVENT_FORMAT[0]]
+    for field, (count, code) in zip(EVENT_FIELDS, codes):
+        parts.append(f"{count}{code}" if field in names else f"{struct.calcsize('<' + count + code)}x")
+    return struct.Struct("".join(parts))
 
 
-def field_offset(name: str, struct: construct.Struct = EVENT_HEADER) -> int:
-    """Byte offset of field ``name`` of ``struct`` (by default ``EVENT_HEADER``)."""
-    offset = 0
-    for sub in struct.subcons:
-        if sub.name == name:
-            return offset
-        offset += sub.sizeof()
-    raise KeyError(f"{struct.name or 'the struct'} has no field {name!r}")
-
-
-def _derive_struct_format(header: construct.Struct) -> str:
-    """A ``struct`` format equal to ``header``'s layout, field for field."""
-    parts = ["<"]
-    for sub in header.subcons:
-        inner = sub.subcon
-        if isinstance(inner, construct.Bytes):
-            parts.append(f"{inner.sizeof()}s")
-        elif inner in _FORMAT_OF:
-            parts.append(_FORMAT_OF[inner])
-        else:
-            raise TypeError(f"no struct format for field {sub.name!r} ({inner!r})")
-    return "".join(parts)
-
-
-HEADER_STRUCT = struct.Struct(_derive_struct_format(EVENT_HEADER))
-assert HEADER_STRUCT.size == HEADER_SIZE, "derived decoder disagrees with EVENT_HEADER"
-FIELD_NAMES = tuple(sub.name for sub in EVENT_HEADER.subcons)
+def field_offset(name: str, offsets: Mapping[str, int] = EVENT_OFFSETS) -> int:
+    """Byte offset of field ``name`` in a generated layout (by default the event header's)."""
+    try:
+        return offsets[name]
+    except KeyError:
+        raise KeyError(f"the record has no field {name!r}; it has {', '.join(offsets)}") from None
 
 
 class OpenEvent(NamedTuple):
@@ -148,6 +127,8 @@ def encode_event(event: OpenEvent) -> bytes:
     name_len = event.read_error if event.read_error is not None else len(name) + 1
     if event.truncated:
         name_len += 1  # the probe's mark for "the name went on"
+    from .schema import EVENT_HEADER  # construct: for tests and benchmarks, never while tracing
+
     header = EVENT_HEADER.build(
         dict(
             timestamp_ns=event.timestamp_ns,

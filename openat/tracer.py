@@ -19,7 +19,6 @@ from .probe import (
     ATTACH_MODES,
     CGROUP_MAP,
     EVENTS_MAP,
-    INFLIGHT,
     INFLIGHT_ENTRIES,
     INFLIGHT_MAP,
     LOST_MAP,
@@ -31,6 +30,7 @@ from .probe import (
     build_probe,
     scratch_value_size,
 )
+from ._layout import INFLIGHT_SIZE
 from .records import OpenEvent, decode_event
 from .syscalls import (
     AttachType,
@@ -285,7 +285,7 @@ class Tracer:
             MapType.PERCPU_ARRAY, 4, scratch_value_size(self.options), 1, name="openat_scratch"
         )
         lost = map_create(MapType.ARRAY, 4, 8, 1, name="openat_lost")
-        inflight = map_create(MapType.HASH, 8, INFLIGHT.sizeof(), INFLIGHT_ENTRIES, name="openat_inflight")
+        inflight = map_create(MapType.HASH, 8, INFLIGHT_SIZE, INFLIGHT_ENTRIES, name="openat_inflight")
         maps = [(EVENTS_MAP, ring), (SCRATCH_MAP, scratch), (LOST_MAP, lost), (INFLIGHT_MAP, inflight)]
         if self.cgroup_fd is not None:
             cgroups = map_create(MapType.CGROUP_ARRAY, 4, 4, 1, name="openat_cgroup")

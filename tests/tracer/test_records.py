@@ -1,11 +1,13 @@
 """The record layout: one definition, the decoder derived from it."""
 
 import struct
+import subprocess
+import sys
 
 import pytest
 
+from openat import schema
 from openat.records import (
-    EVENT_HEADER,
     HEADER_SIZE,
     HEADER_STRUCT,
     KIND_COMPLETE,
@@ -15,6 +17,7 @@ from openat.records import (
     encode_event,
     field_offset,
 )
+from openat.schema import EVENT_HEADER, INFLIGHT
 
 
 def make_event(**changes) -> OpenEvent:
@@ -46,6 +49,47 @@ def test_derived_decoder_matches_construct_definition():
     names = [sub.name for sub in EVENT_HEADER.subcons]
     assert [parsed[name] for name in names] == list(fields)
     assert HEADER_SIZE == EVENT_HEADER.sizeof() == HEADER_STRUCT.size
+
+
+def test_generated_layout_is_current():
+    """openat/_layout.py is what ``python -m openat.schema`` makes of the definitions now."""
+    assert schema.LAYOUT_FILE.read_text() == schema.render_layout(), "stale: run python -m openat.schema"
+    assert schema.main(["--check"]) == 0
+
+
+def test_layout_offsets_match_construct():
+    """Offsets from the generated file equal what construct builds."""
+    from openat._layout import INFLIGHT_OFFSETS, INFLIGHT_SIZE
+
+    assert INFLIGHT_SIZE == INFLIGHT.sizeof()
+    raw = INFLIGHT.build(dict(filename_ptr=1, flags=2, timestamp_ns=3, dfd=-4, syscall=5))
+    for name, value in (("filename_ptr", 1), ("flags", 2), ("timestamp_ns", 3)):
+        assert struct.unpack_from("<Q", raw, field_offset(name, INFLIGHT_OFFSETS))[0] == value
+    assert struct.unpack_from("<iI", raw, field_offset("dfd", INFLIGHT_OFFSETS)) == (-4, 5)
+
+
+def test_stale_layout_is_reported(tmp_path, monkeypatch, capsys):
+    stale = tmp_path / "_layout.py"
+    stale.write_text(schema.render_layout().replace("EVENT_SIZE = 72", "EVENT_SIZE = 64"))
+    monkeypatch.setattr(schema, "LAYOUT_FILE", stale)
+    assert schema.main(["--check"]) == 1
+    assert "stale" in capsys.readouterr().err
+    assert schema.main([]) == 0  # rewrites it
+    assert stale.read_text() == schema.render_layout()
+
+
+def test_tracing_never_imports_construct():
+    """construct costs ~7 MB of RSS: the tracer's whole run-time path goes without it."""
+    code = (
+        "import sys\n"
+        "import openat.cli, openat.tracer, openat.output, openat.records, openat.probe, openat.paths\n"
+        "from openat.syscalls.btf import vmlinux_btf\n"
+        "from openat.tracer import discover_layout, open_btf\n"
+        "discover_layout(None, open_btf())\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'construct'))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
 
 
 def test_field_offsets_follow_definition():
