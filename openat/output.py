@@ -19,12 +19,11 @@ from __future__ import annotations
 import errno
 import json
 import re
+import struct
 import time
 from typing import Callable, Optional, Tuple
 
-from .records import HEADER_SIZE, HEADER_STRUCT, KIND_COMPLETE, SYSCALL_NAMES, OpenEvent, decode_event, split_name
-
-_unpack_header = HEADER_STRUCT.unpack_from
+from .records import HEADER_SIZE, KIND_COMPLETE, SYSCALL_NAMES, OpenEvent, decode_event, split_name, text_fields_struct
 
 # Bytes that need no thought: printable ASCII except space and backslash.
 _PLAIN_BYTES = bytes(range(0x21, 0x7F)).replace(b"\\", b"")
@@ -159,48 +158,94 @@ class TextFormatter:
 
     ``formatter(event)`` formats an :class:`OpenEvent`; ``from_record(raw)``
     formats a ring-buffer record directly, which is the consumer's hot path.
-    Both go through :meth:`_line`, so they cannot disagree.
+    Both build the line from the same cached ``pid=… file=…`` text and the
+    same :meth:`_finish`, so they cannot disagree.
     """
 
     def __init__(self, clock: Clock, *, path_of: Optional[Callable[[OpenEvent], bytes]] = None) -> None:
         self.clock = clock
         self.path_of = path_of
-        self._prefixes = _BoundedCache(_identity_text)  # (pid, uid, flags, comm) -> "pid=… file="
+        # (pid, uid, flags, comm bytes, name bytes) -> "pid=… file=<name>": one
+        # lookup per line while the same processes open the same files.
+        self._bodies = _BoundedCache(_body_text)
         self._names = _BoundedCache(escape)
+        self._stamped = clock.mode in ("utc", "local")
+        # Monotonic span [from, until) that self._stamp covers; empty until the first line.
+        self._stamp_from, self._stamp_until, self._stamp = 0, 0, ""
 
     def __call__(self, event: OpenEvent) -> str:
         name = self.path_of(event) if self.path_of else event.filename
-        return self._line(
-            event.timestamp_ns, (event.pid, event.uid, event.flags, event.comm),
-            self._file_text(name, event.truncated, event.read_error), event.ret, event.kind,
-        )
+        if event.read_error is None and not event.truncated:
+            body = self._bodies[(event.pid, event.uid, event.flags, event.comm, name)]
+        else:
+            body = _identity_text(event.pid, event.uid, event.flags, event.comm) + self._file_text(
+                name, event.truncated, event.read_error
+            )
+        return self._finish(event.timestamp_ns, body, event.ret, event.kind)
 
     def from_record(self, record: "bytes | memoryview") -> str:
         """The line for one raw ring-buffer record."""
         if self.path_of is not None:
             return self(decode_event(record))  # resolving a path needs the whole event
-        (timestamp_ns, _tid, pid, uid, _gid, flags, ret, _dfd, _syscall, comm, name_len, kind) = _unpack_header(record)
-        if 0 < name_len <= len(record) - HEADER_SIZE:  # the common case: a whole, readable name
-            file_text = self._names[bytes(record[HEADER_SIZE : HEADER_SIZE + name_len - 1])]
+        timestamp_ns, ret, name_len, kind = _unpack_line_fields(record)
+        length = len(record)
+        if 0 < name_len == length - HEADER_SIZE:  # the common case: a whole, readable name
+            # One unpack gives the cache key (pid, uid, flags, raw comm, name).
+            body = self._bodies[_body_keys[length].unpack_from(record)]
         else:
-            file_text = self._file_text(*split_name(record, name_len))
-        return self._line(timestamp_ns, (pid, uid, flags, comm.split(b"\0", 1)[0]), file_text, ret, kind)
+            event = decode_event(record)
+            body = _identity_text(event.pid, event.uid, event.flags, event.comm) + self._file_text(
+                event.filename, event.truncated, event.read_error
+            )
+        if self._stamp_from <= timestamp_ns < self._stamp_until and ret >= 0 and kind == KIND_COMPLETE:
+            return f"{self._stamp} {body} ret={ret}"  # what _finish makes of it, without the call
+        return self._finish(timestamp_ns, body, ret, kind)
 
     def _file_text(self, name: bytes, truncated: bool, read_error: Optional[int]) -> str:
         if read_error is not None:
             return f"\\?{errno_name(-read_error)}"
         return self._names[name] + ("\\..." if truncated else "")
 
-    def _line(self, timestamp_ns: int, identity: Tuple[int, int, int, bytes], file_text: str, ret: int, kind: int) -> str:
-        line = self._prefixes[identity] + file_text
+    def _finish(self, timestamp_ns: int, body: str, ret: int, kind: int) -> str:
+        """``body`` with the return value and the stamp: the end of every line."""
         if kind == KIND_COMPLETE:
-            line += f" ret={ret}" if ret >= 0 else f" ret={format_return(ret)}"
+            body = f"{body} ret={ret}" if ret >= 0 else f"{body} ret={format_return(ret)}"
         stamp = self.clock.text(timestamp_ns)
-        return line if stamp is None else f"{stamp} {line}"
+        if stamp is None:
+            return body
+        if self._stamped:  # wall-clock stamps change once a second: remember this one's span
+            second_ns = (timestamp_ns + self.clock.offset_ns) // 1_000_000_000 * 1_000_000_000
+            self._stamp_from = second_ns - self.clock.offset_ns
+            self._stamp_until = self._stamp_from + 1_000_000_000
+            self._stamp = stamp
+        return f"{stamp} {body}"
 
 
-def _identity_text(identity: Tuple[int, int, int, bytes]) -> str:
-    pid, uid, flags, comm = identity
+# What a line needs besides the cached body, unpacked in one call (pad bytes skip the rest).
+_unpack_line_fields = text_fields_struct(("timestamp_ns", "ret", "filename_len", "kind")).unpack_from
+_BODY_KEY_FORMAT = text_fields_struct(("pid", "uid", "flags", "comm")).format
+
+
+class _BodyKeyStructs(dict):
+    """Record length -> Struct unpacking (pid, uid, flags, comm, name) of a
+    record that carries its whole name: the cache key in one call, the name
+    without its NUL. Lengths are bounded by the probe's name buffer."""
+
+    def __missing__(self, length: int) -> struct.Struct:
+        value = self[length] = struct.Struct(f"{_BODY_KEY_FORMAT}{length - HEADER_SIZE - 1}sx")
+        return value
+
+
+_body_keys = _BodyKeyStructs()
+
+
+def _body_text(key: Tuple[int, int, int, bytes, bytes]) -> str:
+    pid, uid, flags, comm, name = key
+    return _identity_text(pid, uid, flags, comm) + escape(name)
+
+
+def _identity_text(pid: int, uid: int, flags: int, comm: bytes) -> str:
+    comm = comm.split(b"\0", 1)[0]
     return f"pid={pid} uid={uid} flags={flags:#x} comm={escape(comm)} file="
 
 

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from openat.output import Clock, JsonFormatter, TextFormatter, escape, format_return, unescape
-from openat.records import KIND_COMPLETE, KIND_ENTRY, OpenEvent
+from openat.output import TIMESTAMP_MODES, Clock, JsonFormatter, TextFormatter, escape, format_return, unescape
+from openat.records import KIND_COMPLETE, KIND_ENTRY, OpenEvent, encode_event, field_offset
 
 LINE = re.compile(
     r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ pid=\d+ uid=\d+ flags=0x[0-9a-f]+ comm=\S* file=\S*( ret=\S+)?$"
@@ -133,10 +133,33 @@ def test_record_fast_path_equals_event_path(name, comm, ret, flags, truncated, u
     if unreadable:
         original = original._replace(filename=b"")
     raw = encode_event(original)
-    formatter = TextFormatter(Clock())
-    assert formatter.from_record(raw) == formatter(decode_event(raw)) == formatter(original)
+    for mode in TIMESTAMP_MODES:
+        formatter = TextFormatter(Clock(mode))
+        # Twice: the second line comes from the caches and the remembered stamp.
+        assert formatter.from_record(raw) == formatter.from_record(raw) == formatter(decode_event(raw)) == formatter(original)
     json_formatter = JsonFormatter(Clock())
     assert json_formatter.from_record(raw) == json_formatter(original)
+
+
+def test_remembered_stamp_changes_with_the_second():
+    clock = Clock("utc")
+    formatter = TextFormatter(clock)
+    second_start = (clock.start_monotonic_ns + clock.offset_ns) // 10**9 * 10**9 - clock.offset_ns + 10**9
+    lines = [formatter.from_record(encode_event(event(b"/x")._replace(timestamp_ns=second_start + delta)))
+             for delta in (-1, 0, 10**9 - 1, 10**9)]
+    stamps = [line.split()[0] for line in lines]
+    assert stamps[0] != stamps[1] == stamps[2] != stamps[3]
+    assert [TextFormatter(clock).from_record(encode_event(event(b"/x")._replace(timestamp_ns=second_start + delta)))
+            for delta in (-1, 0, 10**9 - 1, 10**9)] == lines
+
+
+def test_comm_bytes_after_its_nul_are_ignored():
+    """A comm read straight from the task may hold old bytes after its NUL."""
+    raw = bytearray(encode_event(event(b"/x", comm=b"cat")))
+    raw[field_offset("comm") : field_offset("comm") + 16] = b"cat\0old-garbage\x1b"
+    formatter = TextFormatter(Clock("none"))
+    assert " comm=cat " in formatter.from_record(bytes(raw))
+    assert json.loads(JsonFormatter(Clock("none")).from_record(bytes(raw)))["comm"] == "cat"
 
 
 def test_json_says_whether_a_full_path_was_resolved():
