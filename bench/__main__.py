@@ -407,6 +407,16 @@ class Bench:
                 extra["asm_note"] = f"bench/asm_bench.py failed: {exc!r}"
         else:
             extra["asm_note"] = "bench/asm_bench.py not in the tree yet"
+        # The floor under openat's peak RSS: this interpreter doing nothing,
+        # started as the tracer is (same environment, so the same site hooks).
+        try:
+            floor = subprocess.run(
+                [sys.executable, "-c", "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0])"],
+                capture_output=True, text=True, timeout=60, env=clean_env(), check=True,
+            )
+            extra["interpreter_vmhwm_kb"] = int(floor.stdout)
+        except (subprocess.SubprocessError, ValueError) as exc:
+            extra["interpreter_note"] = f"bare interpreter VmHWM not measured: {exc!r}"
         # The consumer's decode + format rate, without the kernel.
         try:
             from bench.decode_bench import decode_rate

@@ -106,6 +106,12 @@ def _median(values: Iterable[Optional[float]]) -> Optional[float]:
     return statistics.median(present) if present else None
 
 
+def _interpreter_cell(result: dict[str, Any]) -> str:
+    """The bare interpreter's VmHWM, the floor under a Python tracer's RSS."""
+    kb = result.get("interpreter_vmhwm_kb")
+    return "–" if kb is None else f"{kb * 1024 / 1e6:.1f} MB (python -c pass)"
+
+
 def _kernel_ns_per_event(programs: Sequence[dict[str, Any]], opens: int) -> Optional[float]:
     """Total BPF run time of a tracer's programs per open the generator made.
 
@@ -347,7 +353,7 @@ def render_markdown(result: dict[str, Any]) -> str:
         ("in-kernel ns per event (BPF run time ÷ opens)", "–", cells("kernel_ns"), _limit_text(per_target["kernel_ns"]), verdict_cell("kernel_ns")),
         ("BPF program runs per open (ns per run)", "–", cells("kernel_runs", _runs_cell), "", ""),
         ("start-up (launch → first marker line)", "–", cells("startup_ms"), _limit_text(per_target["startup_ms"]), verdict_cell("startup_ms")),
-        ("peak RSS (VmHWM)", "–", cells("peak_rss_mb"), _limit_text(per_target["peak_rss_mb"]), verdict_cell("peak_rss_mb")),
+        ("peak RSS (VmHWM)", _interpreter_cell(result), cells("peak_rss_mb"), _limit_text(per_target["peak_rss_mb"]), verdict_cell("peak_rss_mb")),
         ("lines missing at full load", "–", cells("lost", _lost_cell), _limit_text(per_target["lost"]), verdict_cell("lost")),
     ]
     for label, base_cell, tracer_cells, limit, verdict in rows:

@@ -178,3 +178,11 @@ def test_line_counter_counts_needles_split_across_reads(tmp_path) -> None:
     assert counter.counts[b"/tmp/x/t1"] == 2  # the unterminated last line waits for its newline
     assert counter.lost_lines == ["Lost 3 events"]
     counter.close()
+
+
+def test_markdown_shows_the_bare_interpreter_under_peak_rss() -> None:
+    result = sample_result()
+    row = lambda text: next(line for line in text.splitlines() if line.startswith("| peak RSS"))
+    assert row(report.render_markdown(result)).split(" | ")[1] == "–"
+    result["interpreter_vmhwm_kb"] = 13_184
+    assert row(report.render_markdown(result)).split(" | ")[1] == "13.5 MB (python -c pass)"
