@@ -110,6 +110,8 @@ class Clock:
         self.offset_ns = time.time_ns() - self.start_monotonic_ns
         self._cached_second = -1
         self._cached_text = ""
+        self._iso_second = -1
+        self._iso_text = ""
 
     def wall_ns(self, monotonic_ns: int) -> int:
         return monotonic_ns + self.offset_ns
@@ -133,9 +135,11 @@ class Clock:
 
     def iso(self, monotonic_ns: int) -> str:
         """Full-precision RFC 3339 UTC stamp (JSON's ``time``)."""
-        wall = monotonic_ns + self.offset_ns
-        seconds, nanos = divmod(wall, 1_000_000_000)
-        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanos:09d}Z"
+        seconds, nanos = divmod(monotonic_ns + self.offset_ns, 1_000_000_000)
+        if seconds != self._iso_second:
+            self._iso_second = seconds
+            self._iso_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        return f"{self._iso_text}.{nanos:09d}Z"
 
 
 # ---------------------------------------------------------------- formatting
@@ -261,40 +265,45 @@ class JsonFormatter:
     def __init__(self, clock: Clock, *, path_of: Optional[Callable[[OpenEvent], bytes]] = None) -> None:
         self.clock = clock
         self.path_of = path_of
+        # Everything between the stamp and the return value, as JSON text, by
+        # what it is made of: repeated opens reuse it.
+        self._bodies = _BoundedCache(self._body)
 
     def from_record(self, record: "bytes | memoryview") -> str:
         """The line for one raw ring-buffer record."""
         return self(decode_event(record))
 
     def __call__(self, event: OpenEvent) -> str:
+        # Built from JSON fragments in the order one json.dumps of the whole
+        # object would give: "type", stamps, the cached body, then the result.
         name = self.path_of(event) if self.path_of else event.filename
-        record: dict = {"type": "open"}
+        line = '{"type":"open"'
         if self.clock.mode != "none":
-            record["time"] = self.clock.iso(event.timestamp_ns)
+            line += f',"time":"{self.clock.iso(event.timestamp_ns)}"'
             if self.clock.mode == "relative":
-                record["relative"] = self.clock.text(event.timestamp_ns)
-        record.update(
-            pid=event.pid,
-            tid=event.tid,
-            uid=event.uid,
-            gid=event.gid,
-            flags=event.flags,
-            comm=_json_text(event.comm),
-            dfd=event.dfd,
-            syscall=SYSCALL_NAMES.get(event.syscall, str(event.syscall)),
+                line += f',"relative":"{self.clock.text(event.timestamp_ns)}"'
+        line += self._bodies[
+            (event.pid, event.tid, event.uid, event.gid, event.flags, event.comm, event.dfd, event.syscall, name,
+             event.truncated, event.read_error)
+        ]
+        if event.kind == KIND_COMPLETE:
+            line += f',"ret":{event.ret}' if event.ret >= 0 else f',"ret":{event.ret},"error":"{errno_name(-event.ret)}"'
+        return line + "}"
+
+    def _body(self, key: tuple) -> str:
+        pid, tid, uid, gid, flags, comm, dfd, syscall, name, truncated, read_error = key
+        record: dict = dict(
+            pid=pid, tid=tid, uid=uid, gid=gid, flags=flags, comm=_json_text(comm), dfd=dfd,
+            syscall=SYSCALL_NAMES.get(syscall, str(syscall)),
         )
         _put_text(record, "file", name)
         if self.path_of is not None:
             record["resolved"] = name.startswith(b"/")
-        if event.truncated:
+        if truncated:
             record["truncated"] = True
-        if event.read_error is not None:
-            record["read_error"] = errno_name(-event.read_error)
-        if event.kind == KIND_COMPLETE:
-            record["ret"] = event.ret
-            if event.ret < 0:
-                record["error"] = errno_name(-event.ret)
-        return json.dumps(record, ensure_ascii=True, separators=(",", ":"))
+        if read_error is not None:
+            record["read_error"] = errno_name(-read_error)
+        return "," + json.dumps(record, ensure_ascii=True, separators=(",", ":"))[1:-1]
 
 
 def _json_text(raw: bytes) -> str:

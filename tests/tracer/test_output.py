@@ -1,7 +1,9 @@
 """Untrusted names never forge a line, a field or a terminal escape."""
 
+import errno
 import json
 import re
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -138,7 +140,26 @@ def test_record_fast_path_equals_event_path(name, comm, ret, flags, truncated, u
         # Twice: the second line comes from the caches and the remembered stamp.
         assert formatter.from_record(raw) == formatter.from_record(raw) == formatter(decode_event(raw)) == formatter(original)
     json_formatter = JsonFormatter(Clock())
-    assert json_formatter.from_record(raw) == json_formatter(original)
+    line = json_formatter.from_record(raw)
+    assert line == json_formatter.from_record(raw) == json_formatter(original)
+    assert line.isascii() and "\n" not in line
+    expected = {"type": "open", "time": json_formatter.clock.iso(original.timestamp_ns), "pid": original.pid, "tid": original.tid,
+                "uid": original.uid, "gid": original.gid, "flags": original.flags,
+                "comm": original.comm.decode("utf-8", "backslashreplace"), "dfd": original.dfd, "syscall": "openat",
+                "file": original.filename.decode("utf-8", "backslashreplace")}
+    try:
+        original.filename.decode("utf-8")
+    except UnicodeDecodeError:
+        expected["file_hex"] = original.filename.hex()
+    if original.truncated:
+        expected["truncated"] = True
+    if original.read_error is not None:
+        expected["read_error"] = "EFAULT"
+    expected["ret"] = original.ret
+    if original.ret < 0:
+        expected["error"] = errno.errorcode.get(-original.ret, f"E{-original.ret}")
+    parsed = json.loads(line)
+    assert parsed == expected and list(parsed) == list(expected)
 
 
 def test_remembered_stamp_changes_with_the_second():
@@ -167,3 +188,11 @@ def test_json_says_whether_a_full_path_was_resolved():
     assert json.loads(formatter(event(b"relative")))["resolved"] is False
     assert json.loads(formatter(event(b"/abs")))["resolved"] is True
     assert "resolved" not in json.loads(JsonFormatter(Clock())(event(b"relative")))
+
+
+def test_iso_stamp_follows_the_second():
+    clock = Clock("utc")
+    for monotonic_ns in (clock.start_monotonic_ns, clock.start_monotonic_ns + 999_999_999, clock.start_monotonic_ns + 10**9,
+                         clock.start_monotonic_ns - 1, clock.start_monotonic_ns + 86_400 * 10**9):
+        seconds, nanos = divmod(monotonic_ns + clock.offset_ns, 10**9)
+        assert clock.iso(monotonic_ns) == time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanos:09d}Z"
