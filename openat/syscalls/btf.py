@@ -4,8 +4,12 @@ The vmlinux BTF holds ~130,000 types in ~5 MB. Decoding all of them into
 objects would take seconds and tens of MB, so:
 
 - the blob is mapped, not read, where the kernel allows it (Linux ≥ 6.16);
-- the header and single type records are ``construct`` Structs (the format's
-  one definition, used to decode the few types a caller asks about);
+- the record layouts are defined once, as a table of each kind's trailing
+  fields (struct formats and field names), from which both the walk's
+  record lengths and the decoder of the few types a caller asks about
+  derive; the standard library's ``struct`` decodes them, because importing
+  ``construct`` would cost the tracer ~7 MB of resident memory at every
+  start (hashlib → libcrypto, inspect, pdb);
 - a name is found by locating its string in the string section with
   ``bytes.find``, then that string offset among the type words with another
   ``bytes.find``: the candidate records. A type id is a record's position,
@@ -20,6 +24,7 @@ Only native-endian BTF is read (sysfs BTF always is).
 
 from __future__ import annotations
 
+import collections
 import functools
 import os
 import struct
@@ -27,8 +32,6 @@ from array import array
 from bisect import bisect_right
 from enum import IntEnum
 from typing import Iterator, NamedTuple
-
-import construct as cs
 
 from ._libc import ARCH, MappedFile
 from .errors import NotSupportedError
@@ -39,8 +42,6 @@ __all__ = [
     "BtfError",
     "BtfHeader",
     "BtfKind",
-    "BtfMember",
-    "BtfParam",
     "BtfType",
     "BtfTypeRecord",
     "PT_REGS_FALLBACK",
@@ -92,72 +93,96 @@ class BtfError(KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-# --- the format, defined once with construct ----------------------------------
+# --- the format, defined once ---------------------------------------------------
 
-_u16, _u32, _s32 = cs.Int16un, cs.Int32un, cs.Int32sn
+_HEADER = struct.Struct("=HBBIIIII")  # struct btf_header, in BtfHeader's field order
 
-BtfHeader = cs.Struct(
-    "magic" / cs.Const(BTF_MAGIC, _u16),
-    "version" / cs.Int8un,
-    "flags" / cs.Int8un,
-    "hdr_len" / _u32,
-    "type_off" / _u32,  # relative to the end of the header
-    "type_len" / _u32,
-    "str_off" / _u32,
-    "str_len" / _u32,
-)
 
-BtfMember = cs.Struct("name_off" / _u32, "type" / _u32, "offset" / _u32)
-BtfParam = cs.Struct("name_off" / _u32, "type" / _u32)
-BtfEnumValue = cs.Struct("name_off" / _u32, "val" / _s32)
-BtfEnum64Value = cs.Struct("name_off" / _u32, "val_lo32" / _u32, "val_hi32" / _u32)
-BtfArrayInfo = cs.Struct("type" / _u32, "index_type" / _u32, "nelems" / _u32)
-BtfVarSecinfo = cs.Struct("type" / _u32, "offset" / _u32, "size" / _u32)
+class BtfHeader(NamedTuple):
+    """struct btf_header. Section offsets are relative to the end of the header (``hdr_len``)."""
 
-BtfTypeRecord = cs.Struct(
-    "name_off" / _u32,
-    "info" / _u32,
-    "kind" / cs.Computed(lambda ctx: (ctx.info >> 24) & 0x1F),
-    "vlen" / cs.Computed(lambda ctx: ctx.info & 0xFFFF),
-    "kind_flag" / cs.Computed(lambda ctx: bool(ctx.info >> 31)),
-    "size_or_type" / _u32,  # size for INT/STRUCT/UNION/ENUM/DATASEC/FLOAT, else a type id
-    "extra"
-    / cs.Switch(
-        cs.this.kind,
-        {
-            BtfKind.INT: _u32,  # encoding << 24 | bit offset << 16 | bits
-            BtfKind.ARRAY: BtfArrayInfo,
-            BtfKind.STRUCT: cs.Array(cs.this.vlen, BtfMember),
-            BtfKind.UNION: cs.Array(cs.this.vlen, BtfMember),
-            BtfKind.ENUM: cs.Array(cs.this.vlen, BtfEnumValue),
-            BtfKind.FUNC_PROTO: cs.Array(cs.this.vlen, BtfParam),
-            BtfKind.VAR: _u32,  # linkage
-            BtfKind.DATASEC: cs.Array(cs.this.vlen, BtfVarSecinfo),
-            BtfKind.DECL_TAG: _s32,  # component index
-            BtfKind.ENUM64: cs.Array(cs.this.vlen, BtfEnum64Value),
-        },
-        default=cs.Pass,
-    ),
-)
+    magic: int
+    version: int
+    flags: int
+    hdr_len: int
+    type_off: int
+    type_len: int
+    str_off: int
+    str_len: int
 
-# Record sizes in 4-byte words, derived from the Structs above for the fast
-# walk: (fixed words including the 12-byte common part, words per vlen item).
-_WORDS_FIXED = [3] * 32
+    @classmethod
+    def parse(cls, data: bytes | bytearray | memoryview) -> "BtfHeader":
+        """Decode the header at the start of ``data``: any buffer of at least 24 bytes (a MappedFile's too)."""
+        return cls._make(_HEADER.unpack_from(data))
+
+
+# Every type record starts with three u32 words, struct btf_type: name_off,
+# info (kind_flag << 31 | kind << 24 | vlen) and size_or_type (a size for
+# INT/STRUCT/UNION/ENUM/ENUM64/DATASEC/FLOAT, else a type id).
+_COMMON_WORDS = 3
+
+# What follows those words, by kind: (name of the decoded NamedTuple, after
+# linux/btf.h's struct; struct format of its 4-byte fields; field names;
+# whether it comes vlen times rather than once). Other kinds have nothing
+# more. This is the format's one definition: the walk's record lengths and
+# raw_type()'s decoding both derive from it.
+_TrailingSpec = tuple[str, str, tuple[str, ...], bool]
+# offset: the bit offset; with kind_flag, bitfield size << 24 | bit offset.
+_MEMBERS: _TrailingSpec = ("BtfMember", "III", ("name_off", "type", "offset"), True)
+_TRAILING: dict[int, _TrailingSpec] = {
+    BtfKind.INT: ("BtfInt", "I", ("encoding",), False),  # encoding << 24 | bit offset << 16 | bits
+    BtfKind.ARRAY: ("BtfArray", "III", ("type", "index_type", "nelems"), False),
+    BtfKind.STRUCT: _MEMBERS,
+    BtfKind.UNION: _MEMBERS,
+    BtfKind.ENUM: ("BtfEnum", "Ii", ("name_off", "val"), True),  # val is unsigned when kind_flag is clear
+    BtfKind.FUNC_PROTO: ("BtfParam", "II", ("name_off", "type"), True),
+    BtfKind.VAR: ("BtfVar", "I", ("linkage",), False),
+    BtfKind.DATASEC: ("BtfVarSecinfo", "III", ("type", "offset", "size"), True),
+    BtfKind.DECL_TAG: ("BtfDeclTag", "i", ("component_idx",), False),  # -1: the type itself
+    BtfKind.ENUM64: ("BtfEnum64", "III", ("name_off", "val_lo32", "val_hi32"), True),
+}
+
+# Record lengths in 4-byte words for the fast walk, by kind (5 bits, so 32
+# slots): fixed words including the common ones, and words per vlen item.
+_WORDS_FIXED = [_COMMON_WORDS] * 32
 _WORDS_PER_ITEM = [0] * 32
-for _kind, _fixed, _item in (
-    (BtfKind.INT, _u32.sizeof(), 0),
-    (BtfKind.ARRAY, BtfArrayInfo.sizeof(), 0),
-    (BtfKind.STRUCT, 0, BtfMember.sizeof()),
-    (BtfKind.UNION, 0, BtfMember.sizeof()),
-    (BtfKind.ENUM, 0, BtfEnumValue.sizeof()),
-    (BtfKind.FUNC_PROTO, 0, BtfParam.sizeof()),
-    (BtfKind.VAR, _u32.sizeof(), 0),
-    (BtfKind.DATASEC, 0, BtfVarSecinfo.sizeof()),
-    (BtfKind.DECL_TAG, _s32.sizeof(), 0),
-    (BtfKind.ENUM64, 0, BtfEnum64Value.sizeof()),
-):
-    _WORDS_FIXED[_kind] = 3 + _fixed // 4
-    _WORDS_PER_ITEM[_kind] = _item // 4
+for _kind, (_, _format, _, _repeated) in _TRAILING.items():
+    if _repeated:
+        _WORDS_PER_ITEM[_kind] = struct.calcsize("=" + _format) // 4
+    else:
+        _WORDS_FIXED[_kind] += struct.calcsize("=" + _format) // 4
+del _kind, _format, _repeated
+
+
+@functools.cache
+def _trailing_codec(spec: _TrailingSpec) -> tuple[struct.Struct, type, bool]:
+    """(Struct, NamedTuple class, repeated) decoding one _TRAILING entry, made on first use.
+
+    A NamedTuple class costs ~50 µs to define and the tracer's lookups need
+    two or three of the nine, so none is defined at import.
+    """
+    name, fmt, fields, repeated = spec
+    return struct.Struct("=" + fmt), collections.namedtuple(name, fields), repeated
+
+
+class BtfTypeRecord(NamedTuple):
+    """A type record as stored, from :meth:`Btf.raw_type`: struct btf_type with ``info`` split up.
+
+    ``extra`` is what follows the common words, per ``_TRAILING``: None for
+    kinds with nothing more (PTR, TYPEDEF, FUNC, ...), one NamedTuple for
+    INT/ARRAY/VAR/DECL_TAG (``.encoding``, ``.nelems``, ``.linkage``,
+    ``.component_idx``), else a tuple of ``vlen`` NamedTuples (struct/union
+    members, enum values, func_proto params, datasec entries).
+    """
+
+    name_off: int
+    info: int
+    kind: int  # a plain int, as stored: kinds 20..31 have no BtfKind member
+    vlen: int
+    kind_flag: bool
+    size_or_type: int
+    extra: tuple | None  # a NamedTuple, or a tuple of them
+
 
 _MODIFIERS = (BtfKind.TYPEDEF, BtfKind.VOLATILE, BtfKind.CONST, BtfKind.RESTRICT, BtfKind.TYPE_TAG)
 
@@ -235,11 +260,11 @@ class Btf:
         else:
             self.data = data if isinstance(data, bytes) else bytes(data)
             self._find = self.data.find
-        if len(self.data) < 24:
+        if len(self.data) < _HEADER.size:
             raise BtfError("BTF blob too short")
-        if struct.unpack_from("=H", self.data, 0)[0] != BTF_MAGIC:
+        self.header = BtfHeader.parse(self.data)
+        if self.header.magic != BTF_MAGIC:
             raise BtfError("not native-endian BTF (bad magic)")
-        self.header = BtfHeader.parse(bytes(self.data[:24]))
         base = self.header.hdr_len
         self._types_start = base + self.header.type_off
         self._types_end = self._types_start + self.header.type_len
@@ -247,7 +272,9 @@ class Btf:
         self._strings_end = self._strings_start + self.header.str_len
         if self._types_end > len(self.data) or self._strings_end > len(self.data) or self._types_start % 4:
             raise BtfError("BTF sections out of bounds or misaligned")
-        self._words = memoryview(self.data).cast("B")[self._types_start : self._types_end].cast("I")
+        # The type section as bytes (for struct) and as native u32 words (for the walk).
+        self._type_bytes = memoryview(self.data).cast("B")[self._types_start : self._types_end]
+        self._words = self._type_bytes.cast("I")
         # info word → record length in words: only a few hundred distinct
         # info words occur, so one dict hit is the walk's whole per-record cost.
         self._steps: dict[int, int] = {}
@@ -463,11 +490,25 @@ class Btf:
     def name_of(self, type_id: int) -> str:
         return self.string(self._words[self._record_offset(type_id)])
 
-    def raw_type(self, type_id: int):
-        """The construct-parsed record of ``type_id``."""
+    def raw_type(self, type_id: int) -> BtfTypeRecord:
+        """The record of ``type_id`` as stored (string offsets, not names); see :class:`BtfTypeRecord`."""
         first = self._record_offset(type_id)
-        last = first + self._step(first)
-        return BtfTypeRecord.parse(self.data[self._types_start + 4 * first : self._types_start + 4 * last])
+        words = self._words
+        if first + _COMMON_WORDS > len(words) or first + self._step(first) > len(words):
+            raise BtfError(f"type id {type_id} runs past the end of the type section")
+        info = words[first + 1]
+        kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
+        extra = None
+        spec = _TRAILING.get(kind)
+        if spec is not None:
+            codec, record, repeated = _trailing_codec(spec)
+            start = 4 * (first + _COMMON_WORDS)
+            if repeated:
+                items = codec.iter_unpack(self._type_bytes[start : start + codec.size * vlen])
+                extra = tuple(map(record._make, items))
+            else:
+                extra = record._make(codec.unpack_from(self._type_bytes, start))
+        return BtfTypeRecord(words[first], info, kind, vlen, bool(info >> 31), words[first + 2], extra)
 
     def type(self, type_id: int) -> BtfType:
         """Decode one type (names resolved); decoded types are cached."""
@@ -500,7 +541,7 @@ class Btf:
         elif kind == BtfKind.FUNC:
             fields["linkage"] = record.vlen
         elif kind == BtfKind.VAR:
-            fields["linkage"] = record.extra
+            fields["linkage"] = record.extra.linkage
         return BtfType(**fields)
 
     def resolve(self, type_id: int) -> int:

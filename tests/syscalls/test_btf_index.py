@@ -86,6 +86,19 @@ def test_lookups_agree_with_a_full_decode(types, name, kind, lookup_first):
     for type_id, (n, k) in enumerate(decoded, 1):
         assert btf.kind(type_id) == k
         assert btf.name_of(type_id) == n
+        # The decoder reads as many trailing words as the walk steps over:
+        # each holds the record's filler, as does size_or_type.
+        raw = btf.raw_type(type_id)
+        fixed, item = SHAPES[k]
+        if item:
+            assert len(raw.extra) == raw.vlen
+            assert all(len(entry) == item // 4 for entry in raw.extra)
+            assert all(field == raw.size_or_type for entry in raw.extra for field in entry)
+        elif fixed:
+            assert len(raw.extra) == fixed // 4
+            assert all(field == raw.size_or_type for field in raw.extra)
+        else:
+            assert raw.extra is None
     with pytest.raises(BtfError):
         btf.kind(len(decoded) + 1)
     with pytest.raises(BtfError):
