@@ -75,7 +75,7 @@ from .perf import (
 from .ringbuf import RecordWalker, RingBuffer, RingBufferCorrupt
 from .tracefs import ensure_tracefs, find_tracefs, mount_tracefs, tracepoint_exists, tracepoint_id
 
-# The BTF reader and the probes import construct (~20 ms); load them on first
+# The BTF reader and the feature probes are not needed by every user; load them on first
 # use so plain bpf() users do not pay for it. kallsyms is only for kprobes,
 # which the tracer tries after checking the kernel has them at all.
 _LAZY = {
