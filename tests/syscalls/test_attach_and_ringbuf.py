@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import mmap
 import os
 import select
 import struct
 
 import pytest
 
+from openat.asm import R0, R1, R2, R3, R6, R7, R8, R10, Program
 from openat.syscalls import (
     AttachType,
     LinkType,
@@ -80,8 +82,9 @@ def test_raw_tracepoint_to_ring_buffer_round_trip(events, ring):
 
 
 def test_records_wrapping_the_ring_arrive_intact(events, ring):
-    # 4096-byte ring, 24-byte records: record 170 straddles the end, and its
-    # payload is only contiguous thanks to the double mapping.
+    # 4096-byte ring, 24-byte records: record 170 straddles the end (its
+    # payload is stitched from both ends of the data area, mapped once) and
+    # record 341 has its header in the last 8 bytes, its payload at the start.
     received = []
     with _raw_tp_program(events) as prog, raw_tracepoint_open(prog, "sys_enter"):
         for _ in range(4):
@@ -93,13 +96,22 @@ def test_records_wrapping_the_ring_arrive_intact(events, ring):
     assert NR_GETPID not in {nr for nr, _ in received}
 
 
-def test_record_views_are_released_after_the_batch(events, ring):
+def test_record_views_are_released_when_their_callback_returns(events, ring):
     kept = []
+    read_in_callback = []
+
+    def keep(rec):
+        read_in_callback.append(RECORD.unpack(rec))
+        kept.append(rec)
+
     with _raw_tp_program(events) as prog, raw_tracepoint_open(prog, "sys_enter"):
         os.getppid()
-    assert ring.consume(kept.append) == 1
-    with pytest.raises(ValueError):
-        bytes(kept[0])
+        os.getppid()
+    assert ring.consume(keep) == 2
+    assert read_in_callback == [(NR_GETPPID, os.getpid())] * 2
+    for view in kept:
+        with pytest.raises(ValueError):
+            bytes(view)
 
 
 def test_iteration_yields_one_batch_and_publishes_when_done(events, ring):
@@ -110,6 +122,108 @@ def test_iteration_yields_one_batch_and_publishes_when_done(events, ring):
     assert records == [(NR_GETPPID, os.getpid())] * 2
     assert ring.consumer_pos == ring.producer_pos
     assert list(ring) == []
+
+
+def test_iteration_releases_a_view_when_the_next_is_requested(events, ring):
+    with _raw_tp_program(events) as prog, raw_tracepoint_open(prog, "sys_enter"):
+        os.getppid()
+        os.getppid()
+    records = iter(ring)
+    first = next(records)
+    assert RECORD.unpack(first) == (NR_GETPPID, os.getpid())
+    assert ring.consumer_pos == 0  # still being read: not given back to the kernel
+    next(records)
+    with pytest.raises(ValueError):
+        bytes(first)
+    assert ring.consumer_pos == 24
+    records.close()  # stopping while holding the second record consumes it
+    assert ring.consumer_pos == 48 == ring.producer_pos
+
+
+# 44 payload bytes, 56 a record: 56 * k mod 4096 takes every multiple of 8, so
+# over 512 records every way a record can straddle the end of a 4096-byte ring
+# comes round (header at the end and payload at the start; payload split
+# after 8, 16, 24, 32 or 40 bytes). Every byte is a hash of (sequence, word): a byte taken
+# from the wrong place cannot match by accident.
+SEQUENCE_PAYLOAD = 44
+SEQUENCE_WORDS = 6  # five u64 and a trailing u32
+SEQUENCE_HASH = 0x9E3779B97F4A7C15
+
+
+def _sequence_words(seq: int) -> list[int]:
+    return [((seq * 8 + word + 1) * SEQUENCE_HASH) & 0xFFFFFFFFFFFFFFFF for word in range(SEQUENCE_WORDS)]
+
+
+def _sequence_record(seq: int) -> bytes:
+    words = _sequence_words(seq)
+    return struct.pack("=5QI", *words[:5], words[5] & 0xFFFFFFFF)
+
+
+def sys_enter_sequence_to_ringbuf() -> Program:
+    """raw_tp sys_enter: each getppid of this process submits the record
+    ``_sequence_record(counter[0]++)`` to ringbuf map 'events'."""
+    p = Program()
+    p.mov(R6, R1)
+    p.call("get_current_pid_tgid")
+    p.rsh(R0, 32)
+    p.jne(R0, os.getpid(), "out")
+    p.ldxdw(R7, R6, 8)
+    p.jne(R7, NR_GETPPID, "out")
+    p.stw(R10, -4, 0)
+    p.mov(R2, R10)
+    p.add(R2, -4)
+    p.ld_map_fd(R1, "counter")
+    p.call("map_lookup_elem")
+    p.jeq(R0, 0, "out")
+    p.ldxdw(R7, R0, 0)  # only this thread's getppid gets here: no atomics needed
+    p.mov(R1, R7)
+    p.add(R1, 1)
+    p.stxdw(R0, 0, R1)
+    p.ld_map_fd(R1, "events")
+    p.mov(R2, SEQUENCE_PAYLOAD)
+    p.mov(R3, 0)
+    p.call("ringbuf_reserve")
+    p.jeq(R0, 0, "out")
+    p.lsh(R7, 3)
+    p.lddw(R8, SEQUENCE_HASH)
+    for word in range(SEQUENCE_WORDS):
+        p.mov(R1, R7)
+        p.add(R1, word + 1)
+        p.mul(R1, R8)
+        if word < 5:
+            p.stxdw(R0, 8 * word, R1)
+        else:
+            p.stxw(R0, 8 * word, R1)
+    p.mov(R1, R0)
+    p.mov(R2, 0)
+    p.call("ringbuf_submit")
+    p.label("out")
+    p.mov(R0, 0)
+    p.exit()
+    return p
+
+
+def test_every_byte_of_records_wrapping_a_small_ring(events, ring):
+    program = sys_enter_sequence_to_ringbuf()
+    span = 56
+    rounds, per_round = 14, 40  # 560 records; 40 pending at most, the ring holds 73
+    received: list[bytes] = []
+    with create_map(MapType.ARRAY, 4, 8, 1, name="counter") as counter, load_program(
+        program.encode({"events": events.fileno(), "counter": counter.fileno()}),
+        ProgType.RAW_TRACEPOINT,
+        name="t_sequence",
+        slot_sources=program.slot_sources(),
+    ) as prog, raw_tracepoint_open(prog, "sys_enter"):
+        for _ in range(rounds):
+            for _ in range(per_round):
+                os.getppid()
+            assert ring.consume(lambda rec: received.append(bytes(rec))) == per_round
+        total = rounds * per_round
+        assert int.from_bytes(counter.lookup(0), "little") == total
+    assert len(received) == total
+    for seq, record in enumerate(received):
+        assert record == _sequence_record(seq), f"record {seq} at offset {seq * span % 4096}"
+    assert ring.consumer_pos == ring.producer_pos == total * span
 
 
 def test_failing_callback_still_consumes_its_record(events, ring):
@@ -132,6 +246,25 @@ def test_epoll_fd_becomes_readable_with_data(events, ring):
         os.getppid()
     assert select.select([ring], [], [], 1.0)[0] == [ring]
     assert ring.wait(0)
+
+
+def _bpf_map_mappings() -> set[tuple[int, int]]:
+    with open("/proc/self/maps") as maps:
+        return {
+            tuple(int(end, 16) for end in line.split()[0].split("-"))  # type: ignore[misc]
+            for line in maps
+            if line.rstrip().endswith("anon_inode:bpf-map")
+        }
+
+
+def test_data_area_is_mapped_once():
+    # The kernel pre-populates every page mapped: a second copy of the data
+    # area would cost as much resident memory as the ring itself.
+    with create_map(MapType.RINGBUF, 0, 0, 1 << 20, name="t_mapped") as events:
+        before = _bpf_map_mappings()
+        with RingBuffer(events) as ring:
+            added = _bpf_map_mappings() - before
+            assert sorted(end - start for start, end in added) == [mmap.PAGESIZE, mmap.PAGESIZE + ring.size]
 
 
 def test_ring_buffer_rejects_other_maps():

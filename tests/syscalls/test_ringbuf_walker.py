@@ -7,7 +7,7 @@ import struct
 import pytest
 
 from openat.syscalls.constants import BPF_RINGBUF_BUSY_BIT, BPF_RINGBUF_DISCARD_BIT
-from openat.syscalls.ringbuf import RecordWalker, RingBufferCorrupt, record_span
+from openat.syscalls.ringbuf import PUBLISH_EVERY_BYTES, RecordWalker, RingBufferCorrupt, record_span
 
 
 class SyntheticRing:
@@ -19,8 +19,10 @@ class SyntheticRing:
         self.producer = 0
 
     def _write(self, pos: int, data: bytes) -> None:
-        for i, byte in enumerate(data):
-            self.mem[(pos + i) % self.size] = byte
+        offset = pos % self.size
+        first = min(len(data), self.size - offset)
+        self.mem[offset : offset + first] = data[:first]
+        self.mem[0 : len(data) - first] = data[first:]
 
     def add(self, payload: bytes, *, busy: bool = False, discard: bool = False, at: int | None = None) -> int:
         pos = self.producer if at is None else at
@@ -38,12 +40,20 @@ class SyntheticRing:
 
     def walkers(self) -> list[RecordWalker]:
         # Both layouts the walker supports: the data area mapped once (wrapped
-        # records are stitched together) and mapped twice like the kernel does.
+        # records are stitched together, as RingBuffer maps it) and mapped twice.
         return [RecordWalker(bytes(self.mem), self.size), RecordWalker(bytes(self.mem) * 2, self.size)]
 
 
-def walk(walker: RecordWalker, start: int, end: int) -> list[tuple[int, bytes | None]]:
-    return [(pos, None if rec is None else bytes(rec)) for pos, rec in walker.walk(start, end)]
+def drain(walker: RecordWalker, start: int, end: int, limit: int | None = None) -> tuple[int, list[bytes]]:
+    """(position drain returned, payloads it handed out), checking its count."""
+    got: list[bytes] = []
+    position, count = walker.drain(start, end, lambda rec: got.append(bytes(rec)), limit)
+    assert count == len(got)
+    return position, got
+
+
+def walk(walker: RecordWalker, start: int, end: int) -> list[tuple[int, bytes]]:
+    return [(pos, bytes(rec)) for pos, rec in walker.walk(start, end)]
 
 
 def test_record_span_is_header_plus_payload_rounded_to_8():
@@ -56,9 +66,8 @@ def test_records_in_order_with_alignment():
     for p in payloads:
         ring.add(p)
     for walker in ring.walkers():
-        result = walk(walker, 0, ring.producer)
-        assert [r for _, r in result] == payloads
-        assert [pos for pos, _ in result] == [16, 32, 56, 64]
+        assert drain(walker, 0, ring.producer) == (64, payloads)
+        assert walk(walker, 0, ring.producer) == list(zip([16, 32, 56, 64], payloads))
         assert walker.double_mapped == (len(walker.data) == 256)
 
 
@@ -67,9 +76,17 @@ def test_discarded_records_are_skipped_but_consumed():
     ring.add(b"keep1")
     ring.add(b"drop", discard=True)
     ring.add(b"keep2")
+    ring.add(b"drop2", discard=True)
     for walker in ring.walkers():
-        result = walk(walker, 0, ring.producer)
-        assert result == [(16, b"keep1"), (32, None), (48, b"keep2")]
+        assert drain(walker, 0, ring.producer) == (64, [b"keep1", b"keep2"])
+        # walk: a record's position covers the discarded ones before it; the
+        # trailing one is covered by the last publish.
+        published: list[int] = []
+        assert [(pos, bytes(rec)) for pos, rec in walker.walk(0, ring.producer, published.append)] == [
+            (16, b"keep1"),
+            (48, b"keep2"),
+        ]
+        assert published[-1] == 64
 
 
 def test_busy_record_stops_the_walk_until_committed():
@@ -78,28 +95,33 @@ def test_busy_record_stops_the_walk_until_committed():
     busy_at = ring.add(b"pending", busy=True)
     ring.add(b"after")  # committed, but behind an uncommitted one
     for walker in ring.walkers():
+        assert drain(walker, 0, ring.producer) == (16, [b"first"])
         assert walk(walker, 0, ring.producer) == [(16, b"first")]
     ring.commit(busy_at)
     for walker in ring.walkers():
-        assert [r for _, r in walk(walker, 16, ring.producer)] == [b"pending", b"after"]
+        assert drain(walker, 16, ring.producer) == (ring.producer, [b"pending", b"after"])
 
 
 def test_busy_discarded_record_also_stops():
     ring = SyntheticRing(64)
     ring.add(b"x", busy=True, discard=True)
     for walker in ring.walkers():
+        assert drain(walker, 0, ring.producer) == (0, [])
         assert walk(walker, 0, ring.producer) == []
 
 
-@pytest.mark.parametrize("offset", [48, 56])
+@pytest.mark.parametrize("offset", [32, 40, 48, 56])
 def test_record_wrapping_past_the_end(offset):
-    # offset 48: header at the end, payload split across the boundary;
-    # offset 56: header fills the last 8 bytes, payload starts at offset 0.
+    # 32: the record ends at the end of the data area (no wrap: control case);
+    # 40: header and 16 payload bytes at the end, 4 at the start;
+    # 48: header at the end, payload split 8/12;
+    # 56: header fills the last 8 bytes, payload starts at offset 0.
     ring = SyntheticRing(64)
     start = 10 * 64 + offset  # positions are free-running counters
     payload = bytes(range(100, 120))
     ring.add(payload, at=start)
     for walker in ring.walkers():
+        assert drain(walker, start, ring.producer) == (start + 32, [payload])
         assert walk(walker, start, ring.producer) == [(start + 32, payload)]
 
 
@@ -107,9 +129,28 @@ def test_wrapped_record_is_zero_copy_when_double_mapped():
     ring = SyntheticRing(64)
     ring.add(b"W" * 20, at=48)
     double = RecordWalker(bytearray(bytes(ring.mem) * 2), 64)
-    (_, view), = list(double.walk(48, ring.producer))
-    double.data[56] = ord("X")  # the view must alias the mapping, not a copy
-    assert bytes(view)[0:1] == b"X"
+    seen = []
+
+    def check_alias(view):
+        double.data[56] = ord("X")  # the view must alias the mapping, not a copy
+        seen.append(bytes(view))
+
+    assert double.drain(48, ring.producer, check_alias) == (80, 1)
+    assert seen == [b"X" + b"W" * 19]
+
+
+def test_wrapped_record_is_a_copy_when_mapped_once():
+    ring = SyntheticRing(64)
+    ring.add(b"W" * 20, at=48)
+    single = RecordWalker(bytearray(ring.mem), 64)
+    seen = []
+
+    def check_copy(view):
+        single.data[56] = ord("X")
+        seen.append(bytes(view))
+
+    assert single.drain(48, ring.producer, check_copy) == (80, 1)
+    assert seen == [b"W" * 20]
 
 
 def test_walk_stops_at_producer_position():
@@ -117,16 +158,124 @@ def test_walk_stops_at_producer_position():
     ring.add(b"one")
     ring.add(b"two")
     for walker in ring.walkers():
+        assert drain(walker, 0, 16) == (16, [b"one"])
+        assert drain(walker, 16, 16) == (16, [])
         assert walk(walker, 0, 16) == [(16, b"one")]
-        assert walk(walker, 16, 16) == []
+
+
+def test_limit_stops_after_that_many_records():
+    ring = SyntheticRing(128)
+    for payload in (b"one", b"two", b"three"):
+        ring.add(payload)
+    ring.add(b"gone", discard=True)
+    walker = RecordWalker(bytes(ring.mem), 128)
+    assert drain(walker, 0, ring.producer, limit=2) == (32, [b"one", b"two"])
+    assert drain(walker, 32, ring.producer, limit=2) == (64, [b"three"])
+    assert drain(walker, 0, ring.producer, limit=0) == (0, [])
 
 
 def test_corrupt_length_is_reported_not_looped_on():
     ring = SyntheticRing(64)
-    struct.pack_into("=I", ring.mem, 0, 500)
+    ring.add(b"fine")
+    struct.pack_into("=I", ring.mem, 16, 500)
     for walker in ring.walkers():
+        published: list[int] = []
+        with pytest.raises(RingBufferCorrupt):
+            walker.drain(0, 64, lambda rec: None, publish=published.append)
+        assert published[-1] == 16  # the good record before it was consumed
         with pytest.raises(RingBufferCorrupt):
             walk(walker, 0, 64)
+
+
+def test_corrupt_discarded_record_is_reported():
+    ring = SyntheticRing(64)
+    struct.pack_into("=I", ring.mem, 0, 500 | BPF_RINGBUF_DISCARD_BIT)
+    for walker in ring.walkers():
+        with pytest.raises(RingBufferCorrupt):
+            drain(walker, 0, 64)
+
+
+def test_producer_more_than_a_ring_ahead_is_corrupt():
+    ring = SyntheticRing(64)
+    for walker in ring.walkers():
+        with pytest.raises(RingBufferCorrupt):
+            drain(walker, 0, 72)
+
+
+def test_views_are_released_when_their_callback_returns():
+    ring = SyntheticRing(64)
+    ring.add(b"one")
+    ring.add(b"two")
+    kept = []
+    walker = RecordWalker(bytes(ring.mem), 64)
+    assert walker.drain(0, ring.producer, kept.append) == (32, 2)
+    for view in kept:
+        with pytest.raises(ValueError):
+            bytes(view)
+
+
+def test_raising_callback_counts_its_record_as_consumed_and_publishes():
+    ring = SyntheticRing(128)
+    for payload in (b"one", b"two", b"three"):
+        ring.add(payload)
+    walker = RecordWalker(bytes(ring.mem), 128)
+    seen: list[memoryview] = []
+    published: list[int] = []
+
+    def fail_on_two(view):
+        seen.append(view)
+        if bytes(view) == b"two":
+            raise RuntimeError("consumer bug")
+
+    with pytest.raises(RuntimeError):
+        walker.drain(0, ring.producer, fail_on_two, publish=published.append)
+    assert published[-1] == 32  # past "two": it is not redelivered
+    assert len(seen) == 2
+    with pytest.raises(ValueError):
+        bytes(seen[1])  # released although its callback raised
+
+
+def test_long_drain_publishes_along_the_way():
+    payload = bytes(1000)
+    span = record_span(len(payload))
+    ring = SyntheticRing(4 * PUBLISH_EVERY_BYTES)
+    count = (ring.size - span) // span
+    for _ in range(count):
+        ring.add(payload)
+    walker = RecordWalker(bytes(ring.mem), ring.size)
+    published: list[int] = []
+    handed_out: list[tuple[int, int]] = []  # (record's end position, publishes before it)
+
+    def note(view):
+        handed_out.append(((len(handed_out) + 1) * span, len(published)))
+
+    assert walker.drain(0, ring.producer, note, publish=published.append) == (ring.producer, count)
+    assert published[-1] == ring.producer
+    assert len(set(published)) >= 3  # the last record was handed out after earlier publishes
+    assert handed_out[-1][1] >= 2
+    assert published == sorted(published) and all(pos % span == 0 for pos in published)
+    # A published position never covers a record not yet handed out.
+    for end, publishes_before in handed_out:
+        assert all(pos < end for pos in published[:publishes_before])
+
+
+def test_walk_releases_each_view_and_publishes_when_the_next_is_asked_for():
+    ring = SyntheticRing(128)
+    for payload in (b"one", b"two", b"three"):
+        ring.add(payload)
+    walker = RecordWalker(bytes(ring.mem), 128)
+    published: list[int] = []
+    records = walker.walk(0, ring.producer, published.append)
+    _, first = next(records)
+    assert bytes(first) == b"one" and published == []
+    _, second = next(records)
+    assert published == [16]
+    with pytest.raises(ValueError):
+        bytes(first)
+    records.close()  # stopping while holding "two" consumes it
+    assert published[-1] == 32
+    with pytest.raises(ValueError):
+        bytes(second)
 
 
 def test_invalid_geometry_rejected():
