@@ -12,7 +12,7 @@ from typing import List, Optional, Sequence
 
 from .flags import FlagError, parse_flag_filter
 from .output import TIMESTAMP_MODES, Clock, JsonFormatter, TextFormatter, lost_record
-from .probe import ATTACH_MODES, Filters, ProbeOptions
+from .probe import ATTACH_MODES, DEFAULT_RING_SIZE, Filters, ProbeOptions
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -153,7 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--filename-size", type=int, default=ProbeOptions().filename_size, metavar="BYTES",
         help="bytes of each file name to capture, NUL included (default %(default)s, 2..4096)",
     )
-    probe.add_argument("--ring-size", type=_size, default=4 << 20, metavar="BYTES", help="ring buffer size, a power of two ≥ 4096 (default 4M)")
+    probe.add_argument(
+        "--ring-size", type=_size, default=DEFAULT_RING_SIZE, metavar="BYTES",
+        help=f"ring buffer size, a power of two ≥ 4096 (default {DEFAULT_RING_SIZE >> 20}M)",
+    )
     return parser
 
 

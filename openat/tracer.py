@@ -18,6 +18,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 from .probe import (
     ATTACH_MODES,
     CGROUP_MAP,
+    DEFAULT_RING_SIZE,
     EVENTS_MAP,
     INFLIGHT_ENTRIES,
     INFLIGHT_MAP,
@@ -181,7 +182,7 @@ class Tracer:
         self,
         attach: str = "auto",
         options: ProbeOptions = ProbeOptions(),
-        ring_size: int = 4 << 20,
+        ring_size: int = DEFAULT_RING_SIZE,
         report: Optional[Report] = None,
         cgroup_fd: Optional[int] = None,
         kprobe_interface: str = "auto",
