@@ -34,6 +34,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from .asm import R0, R1, R2, R3, R4, R6, R7, R8, R9, R10, W0, W1, W2, Program, Register
 from .flags import flag_bits
+from .syscalls.constants import BPF_RINGBUF_HDR_SZ
 from ._layout import INFLIGHT_OFFSETS, INFLIGHT_SIZE
 from .records import (
     COMM_SIZE,
@@ -388,13 +389,19 @@ def _send(p: Program, options: ProbeOptions, layout: KernelLayout) -> None:
 
     # Wake the reader only when this record makes the unread data cross a
     # multiple of the mark: waking on every record above it would cost
-    # microseconds per record exactly when the reader is behind.
+    # microseconds per record exactly when the reader is behind. The unread
+    # data grows by the record's whole span in the ring (8-byte header,
+    # payload, padding to 8), not by the payload alone: with the payload
+    # alone, same-sized records whose span divides the mark (128 bytes:
+    # a 47-byte name) would step over every multiple and never wake it.
     p.ld_map_fd(R1, EVENTS_MAP)
     p.mov(R2, BPF_RB_AVAIL_DATA)
     p.call("ringbuf_query")
     shift = options.wakeup_mark.bit_length() - 1
-    p.mov(R1, R0)
-    p.add(R1, R9)
+    p.mov(R1, R9)
+    p.add(R1, BPF_RINGBUF_HDR_SZ + 7)
+    p.and_(R1, -8)
+    p.add(R1, R0)
     p.rsh(R1, shift)
     p.rsh(R0, shift)
     p.mov(R4, BPF_RB_NO_WAKEUP)
