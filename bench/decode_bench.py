@@ -4,9 +4,9 @@ Fills a synthetic ring-buffer data area with records as the probe writes
 them (a mix of processes and file names, some failures), then times the path
 ``python -m openat`` takes for each: ``RecordWalker.drain`` over the ring
 (the loop ``RingBuffer.consume`` runs, publishing its position as it goes)
-handing each record to a callback shaped like the CLI's, which calls
-``TextFormatter.from_record`` (and ``JsonFormatter`` for --json). The walk
-alone, with a callback that does nothing, is reported too.
+handing each record in place to a callback shaped like the CLI's, which
+calls ``TextFormatter.from_buffer`` (and ``JsonFormatter`` for --json). The
+walk alone, with a callback that does nothing, is reported too.
 
     python bench/decode_bench.py [RECORDS]
 """
@@ -59,7 +59,7 @@ def synthetic_ring(records: int) -> tuple[bytearray, int, int]:
     return data, size, position
 
 
-def _drain_seconds(walker: RecordWalker, producer: int, callback: Callable[[memoryview], object]) -> float:
+def _drain_seconds(walker: RecordWalker, producer: int, callback: Callable[[memoryview, int, int], object]) -> float:
     """Seconds for one drain of the whole ring, consumer position published as RingBuffer does."""
     consumer = memoryview(bytearray(8)).cast("Q")
 
@@ -67,7 +67,7 @@ def _drain_seconds(walker: RecordWalker, producer: int, callback: Callable[[memo
         consumer[0] = position
 
     start = time.perf_counter()
-    walker.drain(0, producer, callback, None, publish)
+    walker.drain(0, producer, callback, None, publish, in_place=True)
     return time.perf_counter() - start
 
 
@@ -77,12 +77,12 @@ def decode_rate(records: int = 200_000) -> Dict[str, float]:
     walker = RecordWalker(data, size)
     result: Dict[str, float] = {"records": records}
     for label, formatter in (("text", TextFormatter(Clock())), ("json", JsonFormatter(Clock()))):
-        format_record = formatter.from_record
+        format_buffer = formatter.from_buffer
         lines: List[str] = []
         add = lines.append
 
-        def on_record(record: memoryview) -> None:
-            add(format_record(record))
+        def on_record(buffer: memoryview, offset: int, length: int) -> None:
+            add(format_buffer(buffer, offset, length))
 
         elapsed = _drain_seconds(walker, producer, on_record)
         assert len(lines) == records
@@ -94,7 +94,7 @@ def decode_rate(records: int = 200_000) -> Dict[str, float]:
     return result
 
 
-def _nothing(record: memoryview) -> None:
+def _nothing(buffer: memoryview, offset: int, length: int) -> None:
     pass
 
 

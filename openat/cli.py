@@ -252,17 +252,25 @@ def _trace(args: argparse.Namespace, options: ProbeOptions, cgroup_fd: Optional[
     lost_reported = 0
     lines: List[str] = []
     add = lines.append
-    format_record = formatter.from_record
+    format_buffer = formatter.from_buffer
 
-    def on_record(record: memoryview) -> None:
-        add(format_record(record))
-        if len(lines) >= OUTPUT_CHUNK_LINES:  # bounded memory through a long burst
-            write_lines()
+    def on_record(buffer: memoryview, offset: int, length: int) -> None:
+        add(format_buffer(buffer, offset, length))
 
-    def write_lines() -> None:
-        lines.append("")
-        out.write("\n".join(lines))
-        lines.clear()
+    def drain(timeout_ms: int) -> None:
+        # Chunks of OUTPUT_CHUNK_LINES keep memory bounded through a long
+        # burst; DRAIN_LIMIT_RECORDS lets the lost-event check run under load.
+        drained = 0
+        while drained < DRAIN_LIMIT_RECORDS:
+            count = tracer.poll_records(on_record, timeout_ms=timeout_ms, limit=OUTPUT_CHUNK_LINES, in_place=True)
+            if lines:
+                lines.append("")
+                out.write("\n".join(lines))
+                lines.clear()
+            if count < OUTPUT_CHUNK_LINES:
+                return
+            drained += count
+            timeout_ms = 0
 
     try:
         tracer.start()
@@ -275,9 +283,7 @@ def _trace(args: argparse.Namespace, options: ProbeOptions, cgroup_fd: Optional[
                 break
             interval = STARTUP_POLL_MS if now < fast_until else POLL_TIMEOUT_MS
             timeout = interval if deadline is None else max(0, min(interval, int((deadline - now) * 1000)))
-            tracer.poll_records(on_record, timeout_ms=timeout, limit=DRAIN_LIMIT_RECORDS)
-            if lines:
-                write_lines()
+            drain(timeout)
             out.flush()
             if now >= next_lost_check:
                 next_lost_check = now + LOST_REPORT_INTERVAL_S

@@ -23,7 +23,7 @@ import struct
 import time
 from typing import Callable, Optional, Tuple
 
-from .records import HEADER_SIZE, KIND_COMPLETE, SYSCALL_NAMES, OpenEvent, decode_event, split_name, text_fields_struct
+from .records import HEADER_SIZE, KIND_COMPLETE, SYSCALL_NAMES, OpenEvent, decode_event, field_offset
 
 # Bytes that need no thought: printable ASCII except space and backslash.
 _PLAIN_BYTES = bytes(range(0x21, 0x7F)).replace(b"\\", b"")
@@ -157,63 +157,73 @@ def format_return(ret: int) -> str:
     return f"{ret}:{errno_name(-ret)}"
 
 
+class _TailStructs(dict):
+    """Record length -> Struct giving ``(timestamp_ns, tail)`` in one call,
+    where the tail is every byte of the record from ``skip`` on.
+
+    Everything a line shows except its stamp is a function of those bytes
+    (the timestamp and, for text, the tid come before them), so the tail is
+    the key of a cache of whole formatted lines. Lengths are bounded by the
+    probe's name buffer.
+    """
+
+    def __init__(self, skip: int) -> None:
+        super().__init__()
+        self.skip = skip
+
+    def __missing__(self, length: int) -> struct.Struct:
+        if length < HEADER_SIZE:
+            raise ValueError(f"record of {length} bytes is shorter than the {HEADER_SIZE}-byte header")
+        value = self[length] = struct.Struct(f"<Q{self.skip - 8}x{length - self.skip}s")
+        return value
+
+
 class TextFormatter:
     """The seed's line: ``TIME pid= uid= flags= comm= file=`` then ``ret=``.
 
-    ``formatter(event)`` formats an :class:`OpenEvent`; ``from_record(raw)``
-    formats a ring-buffer record directly, which is the consumer's hot path.
-    Both build the line from the same cached ``pid=… file=…`` text and the
-    same :meth:`_finish`, so they cannot disagree.
+    ``formatter(event)`` formats an :class:`OpenEvent`; ``from_buffer`` and
+    ``from_record`` format a raw ring-buffer record, the consumer's hot path:
+    one unpack, one cache lookup of the rest of the line, the stamp. Both
+    make the line with :func:`_text_body` and :meth:`_with_stamp`, so they
+    cannot disagree.
     """
+
+    _tails = _TailStructs(field_offset("pid"))  # the text line never shows the tid
 
     def __init__(self, clock: Clock, *, path_of: Optional[Callable[[OpenEvent], bytes]] = None) -> None:
         self.clock = clock
         self.path_of = path_of
-        # (pid, uid, flags, comm bytes, name bytes) -> "pid=… file=<name>": one
-        # lookup per line while the same processes open the same files.
-        self._bodies = _BoundedCache(_body_text)
         self._names = _BoundedCache(escape)
+        # record tail -> "pid=… file=… ret=…": repeated opens cost one lookup
+        self._bodies = _BoundedCache(self._body_of_tail)
         self._stamped = clock.mode in ("utc", "local")
         # Monotonic span [from, until) that self._stamp covers; empty until the first line.
         self._stamp_from, self._stamp_until, self._stamp = 0, 0, ""
 
     def __call__(self, event: OpenEvent) -> str:
-        name = self.path_of(event) if self.path_of else event.filename
-        if event.read_error is None and not event.truncated:
-            body = self._bodies[(event.pid, event.uid, event.flags, event.comm, name)]
-        else:
-            body = _identity_text(event.pid, event.uid, event.flags, event.comm) + self._file_text(
-                name, event.truncated, event.read_error
-            )
-        return self._finish(event.timestamp_ns, body, event.ret, event.kind)
+        if self.path_of is not None:
+            event = event._replace(filename=self.path_of(event))
+        return self._with_stamp(event.timestamp_ns, _text_body(event, self._names))
 
     def from_record(self, record: "bytes | memoryview") -> str:
         """The line for one raw ring-buffer record."""
-        if self.path_of is not None:
-            return self(decode_event(record))  # resolving a path needs the whole event
-        timestamp_ns, ret, name_len, kind = _unpack_line_fields(record)
-        length = len(record)
-        if 0 < name_len == length - HEADER_SIZE:  # the common case: a whole, readable name
-            # One unpack gives the cache key (pid, uid, flags, raw comm, name).
-            body = self._bodies[_body_keys[length].unpack_from(record)]
-        else:
-            event = decode_event(record)
-            body = _identity_text(event.pid, event.uid, event.flags, event.comm) + self._file_text(
-                event.filename, event.truncated, event.read_error
-            )
-        if self._stamp_from <= timestamp_ns < self._stamp_until and ret >= 0 and kind == KIND_COMPLETE:
-            return f"{self._stamp} {body} ret={ret}"  # what _finish makes of it, without the call
-        return self._finish(timestamp_ns, body, ret, kind)
+        return self.from_buffer(record, 0, len(record))
 
-    def _file_text(self, name: bytes, truncated: bool, read_error: Optional[int]) -> str:
-        if read_error is not None:
-            return f"\\?{errno_name(-read_error)}"
-        return self._names[name] + ("\\..." if truncated else "")
+    def from_buffer(self, buffer: "bytes | memoryview", offset: int, length: int) -> str:
+        """The line for the record of ``length`` bytes at ``offset`` in ``buffer``."""
+        if self.path_of is not None:  # resolving a path needs the whole event
+            return self(decode_event(bytes(buffer[offset : offset + length])))
+        timestamp_ns, tail = self._tails[length].unpack_from(buffer, offset)
+        body = self._bodies[tail]
+        if self._stamp_from <= timestamp_ns < self._stamp_until:
+            return f"{self._stamp} {body}"  # what _with_stamp makes of it, without the call
+        return self._with_stamp(timestamp_ns, body)
 
-    def _finish(self, timestamp_ns: int, body: str, ret: int, kind: int) -> str:
-        """``body`` with the return value and the stamp: the end of every line."""
-        if kind == KIND_COMPLETE:
-            body = f"{body} ret={ret}" if ret >= 0 else f"{body} ret={format_return(ret)}"
+    def _body_of_tail(self, tail: bytes) -> str:
+        return _text_body(decode_event(bytes(self._tails.skip) + tail), self._names)
+
+    def _with_stamp(self, timestamp_ns: int, body: str) -> str:
+        """``body`` behind its stamp, in the clock's mode."""
         stamp = self.clock.text(timestamp_ns)
         if stamp is None:
             return body
@@ -225,32 +235,17 @@ class TextFormatter:
         return f"{stamp} {body}"
 
 
-# What a line needs besides the cached body, unpacked in one call (pad bytes skip the rest).
-_unpack_line_fields = text_fields_struct(("timestamp_ns", "ret", "filename_len", "kind")).unpack_from
-_BODY_KEY_FORMAT = text_fields_struct(("pid", "uid", "flags", "comm")).format
-
-
-class _BodyKeyStructs(dict):
-    """Record length -> Struct unpacking (pid, uid, flags, comm, name) of a
-    record that carries its whole name: the cache key in one call, the name
-    without its NUL. Lengths are bounded by the probe's name buffer."""
-
-    def __missing__(self, length: int) -> struct.Struct:
-        value = self[length] = struct.Struct(f"{_BODY_KEY_FORMAT}{length - HEADER_SIZE - 1}sx")
-        return value
-
-
-_body_keys = _BodyKeyStructs()
-
-
-def _body_text(key: Tuple[int, int, int, bytes, bytes]) -> str:
-    pid, uid, flags, comm, name = key
-    return _identity_text(pid, uid, flags, comm) + escape(name)
-
-
-def _identity_text(pid: int, uid: int, flags: int, comm: bytes) -> str:
-    comm = comm.split(b"\0", 1)[0]
-    return f"pid={pid} uid={uid} flags={flags:#x} comm={escape(comm)} file="
+def _text_body(event: OpenEvent, names: "_BoundedCache") -> str:
+    """The line after its stamp: ``pid=… uid=… flags=… comm=… file=…`` and ``ret=…``."""
+    if event.read_error is not None:
+        file_text = f"\\?{errno_name(-event.read_error)}"
+    else:
+        file_text = names[event.filename] + ("\\..." if event.truncated else "")
+    comm = event.comm.split(b"\0", 1)[0]
+    body = f"pid={event.pid} uid={event.uid} flags={event.flags:#x} comm={escape(comm)} file={file_text}"
+    if event.kind == KIND_COMPLETE:
+        body += f" ret={format_return(event.ret)}"
+    return body
 
 
 class JsonFormatter:
@@ -262,48 +257,62 @@ class JsonFormatter:
     its exact bytes.
     """
 
+    _tails = _TailStructs(field_offset("tid"))
+
     def __init__(self, clock: Clock, *, path_of: Optional[Callable[[OpenEvent], bytes]] = None) -> None:
         self.clock = clock
         self.path_of = path_of
-        # Everything between the stamp and the return value, as JSON text, by
-        # what it is made of: repeated opens reuse it.
-        self._bodies = _BoundedCache(self._body)
+        # record tail -> the object's text after its stamps: repeated opens reuse it
+        self._bodies = _BoundedCache(self._body_of_tail)
 
     def from_record(self, record: "bytes | memoryview") -> str:
         """The line for one raw ring-buffer record."""
-        return self(decode_event(record))
+        return self.from_buffer(record, 0, len(record))
+
+    def from_buffer(self, buffer: "bytes | memoryview", offset: int, length: int) -> str:
+        """The line for the record of ``length`` bytes at ``offset`` in ``buffer``."""
+        if self.path_of is not None:
+            return self(decode_event(bytes(buffer[offset : offset + length])))
+        timestamp_ns, tail = self._tails[length].unpack_from(buffer, offset)
+        return self._head(timestamp_ns) + self._bodies[tail]
 
     def __call__(self, event: OpenEvent) -> str:
-        # Built from JSON fragments in the order one json.dumps of the whole
-        # object would give: "type", stamps, the cached body, then the result.
-        name = self.path_of(event) if self.path_of else event.filename
-        line = '{"type":"open"'
-        if self.clock.mode != "none":
-            line += f',"time":"{self.clock.iso(event.timestamp_ns)}"'
-            if self.clock.mode == "relative":
-                line += f',"relative":"{self.clock.text(event.timestamp_ns)}"'
-        line += self._bodies[
-            (event.pid, event.tid, event.uid, event.gid, event.flags, event.comm, event.dfd, event.syscall, name,
-             event.truncated, event.read_error)
-        ]
-        if event.kind == KIND_COMPLETE:
-            line += f',"ret":{event.ret}' if event.ret >= 0 else f',"ret":{event.ret},"error":"{errno_name(-event.ret)}"'
-        return line + "}"
+        if self.path_of is not None:
+            event = event._replace(filename=self.path_of(event))
+        return self._head(event.timestamp_ns) + self._body(event)
 
-    def _body(self, key: tuple) -> str:
-        pid, tid, uid, gid, flags, comm, dfd, syscall, name, truncated, read_error = key
+    def _head(self, timestamp_ns: int) -> str:
+        # Built from JSON fragments in the order one json.dumps of the whole
+        # object would give: "type", the stamps, then the body.
+        mode = self.clock.mode
+        if mode == "none":
+            return '{"type":"open"'
+        head = f'{{"type":"open","time":"{self.clock.iso(timestamp_ns)}"'
+        if mode == "relative":
+            head += f',"relative":"{self.clock.text(timestamp_ns)}"'
+        return head
+
+    def _body_of_tail(self, tail: bytes) -> str:
+        return self._body(decode_event(bytes(self._tails.skip) + tail))
+
+    def _body(self, event: OpenEvent) -> str:
         record: dict = dict(
-            pid=pid, tid=tid, uid=uid, gid=gid, flags=flags, comm=_json_text(comm), dfd=dfd,
-            syscall=SYSCALL_NAMES.get(syscall, str(syscall)),
+            pid=event.pid, tid=event.tid, uid=event.uid, gid=event.gid, flags=event.flags, comm=_json_text(event.comm),
+            dfd=event.dfd, syscall=SYSCALL_NAMES.get(event.syscall, str(event.syscall)),
         )
+        name = event.filename
         _put_text(record, "file", name)
         if self.path_of is not None:
             record["resolved"] = name.startswith(b"/")
-        if truncated:
+        if event.truncated:
             record["truncated"] = True
-        if read_error is not None:
-            record["read_error"] = errno_name(-read_error)
-        return "," + json.dumps(record, ensure_ascii=True, separators=(",", ":"))[1:-1]
+        if event.read_error is not None:
+            record["read_error"] = errno_name(-event.read_error)
+        if event.kind == KIND_COMPLETE:
+            record["ret"] = event.ret
+            if event.ret < 0:
+                record["error"] = errno_name(-event.ret)
+        return "," + json.dumps(record, ensure_ascii=True, separators=(",", ":"))[1:]
 
 
 def _json_text(raw: bytes) -> str:

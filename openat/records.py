@@ -19,9 +19,8 @@ the buffer from a longer one, so the probe checks the next byte.
 
 from __future__ import annotations
 
-import re
 import struct
-from typing import Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Mapping, NamedTuple, Optional, Tuple
 
 from ._layout import EVENT_FIELDS, EVENT_FORMAT, EVENT_OFFSETS, EVENT_SIZE
 
@@ -48,21 +47,6 @@ HEADER_STRUCT = struct.Struct(EVENT_FORMAT)
 FIELD_NAMES = EVENT_FIELDS
 COMM_SIZE = EVENT_OFFSETS["filename_len"] - EVENT_OFFSETS["comm"]  # the comm field's bytes
 DEFAULT_FILENAME_SIZE = 256
-
-
-def text_fields_struct(names: Sequence[str]) -> struct.Struct:
-    """A ``struct`` that unpacks only ``names`` (in record order) from a header.
-
-    The other fields become pad bytes, so a consumer that needs a few fields
-    does not build objects for the rest.
-    """
-    codes = re.findall(r"(\d*)([a-zA-Z])", EVENT_FORMAT[1:])  # one (count, code) per field
-    if list(names) != [field for field in EVENT_FIELDS if field in names]:
-        raise ValueError(f"fields {list(names)} are not record fields in record order ({', '.join(EVENT_FIELDS)})")
-    parts = [EVENT_FORMAT[0]]
-    for field, (count, code) in zip(EVENT_FIELDS, codes):
-        parts.append(f"{count}{code}" if field in names else f"{struct.calcsize('<' + count + code)}x")
-    return struct.Struct("".join(parts))
 
 
 def field_offset(name: str, offsets: Mapping[str, int] = EVENT_OFFSETS) -> int:

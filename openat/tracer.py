@@ -404,20 +404,35 @@ class Tracer:
     # -- running
 
     def poll_records(
-        self, on_record: Callable[[memoryview], None], timeout_ms: int = 100, limit: Optional[int] = None
+        self, on_record: Callable[..., None], timeout_ms: int = 100, limit: Optional[int] = None, *,
+        in_place: bool = False,
     ) -> int:
         """Sleep until the probe wakes the reader or ``timeout_ms`` passes,
         then hand every waiting record (at most ``limit``) to ``on_record``.
 
         The probe sends records without waking the reader, except when the
         unread data crosses a fill mark, so this drains in large batches; the
-        timeout bounds how long a quiet event waits. The views are only
-        valid during the call: copy what you keep.
+        timeout bounds how long a quiet event waits. ``on_record(view)`` gets
+        each record as a memoryview, or with ``in_place``
+        ``on_record(buffer, offset, length)`` (no view per record: the
+        fastest path). Either is only valid during the call: copy what you keep.
         """
+        self.wait(timeout_ms)
+        return self._started_ring().consume(on_record, limit, in_place=in_place)
+
+    def wait(self, timeout_ms: int = 100) -> bool:
+        """Sleep until the probe wakes the reader (True) or ``timeout_ms`` passes (False).
+
+        The probe wakes it each time the unread data crosses a multiple of
+        ``ProbeOptions.wakeup_mark``; records sent in between wait for that
+        or for the timeout.
+        """
+        return self._started_ring().wait(timeout_ms)
+
+    def _started_ring(self) -> RingBuffer:
         if self._ring is None:
             raise TracerError("the tracer is not started")
-        self._ring.wait(timeout_ms)
-        return self._ring.consume(on_record, limit)
+        return self._ring
 
     def poll(self, on_event: Callable[[OpenEvent], None], timeout_ms: int = 100, limit: Optional[int] = None) -> int:
         """Like :meth:`poll_records`, with each record decoded to an :class:`OpenEvent`."""

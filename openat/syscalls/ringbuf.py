@@ -47,6 +47,7 @@ _SPAN_ROUND = BPF_RINGBUF_HDR_SZ + 7
 PUBLISH_EVERY_BYTES = 64 << 10
 
 RecordCallback = Callable[[memoryview], object]
+InPlaceCallback = Callable[[memoryview, int, int], object]  # (buffer, offset, length)
 PublishCallback = Callable[[int], object]
 
 
@@ -59,7 +60,7 @@ def record_span(length: int) -> int:
     return (length + _SPAN_ROUND) & ~7
 
 
-def _ignore(record: memoryview) -> None:
+def _ignore(*record: object) -> None:
     """The callback of ``consume()`` without one: records are only counted."""
 
 
@@ -88,9 +89,11 @@ class RecordWalker:
         self,
         consumer_pos: int,
         producer_pos: int,
-        callback: RecordCallback,
+        callback: RecordCallback | InPlaceCallback,
         limit: int | None = None,
         publish: PublishCallback | None = None,
+        *,
+        in_place: bool = False,
     ) -> tuple[int, int]:
         """Hand each committed record from ``consumer_pos`` on to ``callback``;
         return ``(position after the last record walked, records handed out)``.
@@ -104,6 +107,12 @@ class RecordWalker:
         Each record is a memoryview released as soon as ``callback`` returns
         (any later use raises ValueError): copy what you keep. A record whose
         callback raises counts as walked.
+
+        With ``in_place``, ``callback(buffer, offset, length)`` gets the
+        record where it lies instead of a view of its own: the consumer's
+        fastest path, one slice and one release per record fewer (a wrapped
+        record comes as a copy at offset 0). ``buffer`` is only valid during
+        the call, as a view would be.
 
         ``publish(position)``, if given, is called every
         :data:`PUBLISH_EVERY_BYTES` and when the drain ends, however it ends
@@ -143,11 +152,17 @@ class RecordWalker:
                     pos += span
                     start = offset + header_size
                     end = start + length
-                    record = data[start:end] if end <= size else self._wrapped(start, end)
-                    try:
-                        callback(record)
-                    finally:
-                        record.release()
+                    if in_place and end <= size:
+                        callback(data, start, length)
+                    else:
+                        record = data[start:end] if end <= size else self._wrapped(start, end)
+                        try:
+                            if in_place:
+                                callback(record, 0, length)
+                            else:
+                                callback(record)
+                        finally:
+                            record.release()
                     count += 1
                     if count == budget:
                         return pos, count
@@ -294,11 +309,15 @@ class RingBuffer:
             raise ValueError("RingBuffer is closed")
         return self._walker
 
-    def consume(self, callback: RecordCallback | None = None, limit: int | None = None) -> int:
+    def consume(
+        self, callback: RecordCallback | InPlaceCallback | None = None, limit: int | None = None, *, in_place: bool = False
+    ) -> int:
         """Hand every committed record to ``callback`` (default: the constructor's); return the count.
 
         Keeps going while the producer keeps committing, up to ``limit``
         records. Each record view is valid only until its callback returns.
+        ``in_place``: ``callback(buffer, offset, length)`` instead (see
+        :meth:`RecordWalker.drain`).
         """
         drain = self._open_walker().drain
         callback = callback or self.callback or _ignore
@@ -307,7 +326,7 @@ class RingBuffer:
         total = 0
         while True:
             left = None if limit is None else limit - total
-            _, count = drain(consumer_pos[0], producer_pos[0], callback, left, self._publish)
+            _, count = drain(consumer_pos[0], producer_pos[0], callback, left, self._publish, in_place=in_place)
             total += count
             if not count or total == limit:
                 return total

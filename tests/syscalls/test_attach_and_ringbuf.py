@@ -214,10 +214,17 @@ def test_every_byte_of_records_wrapping_a_small_ring(events, ring):
         name="t_sequence",
         slot_sources=program.slot_sources(),
     ) as prog, raw_tracepoint_open(prog, "sys_enter"):
-        for _ in range(rounds):
+        for round_number in range(rounds):
             for _ in range(per_round):
                 os.getppid()
-            assert ring.consume(lambda rec: received.append(bytes(rec))) == per_round
+            if round_number % 2:  # views and in place, alternately: both see every wrap
+                consumed = ring.consume(lambda rec: received.append(bytes(rec)))
+            else:
+                consumed = ring.consume(
+                    lambda buffer, offset, length: received.append(bytes(buffer[offset : offset + length])),
+                    in_place=True,
+                )
+            assert consumed == per_round
         total = rounds * per_round
         assert int.from_bytes(counter.lookup(0), "little") == total
     assert len(received) == total

@@ -45,10 +45,19 @@ class SyntheticRing:
 
 
 def drain(walker: RecordWalker, start: int, end: int, limit: int | None = None) -> tuple[int, list[bytes]]:
-    """(position drain returned, payloads it handed out), checking its count."""
+    """(position drain returned, payloads it handed out), checking its count.
+
+    Drains twice, handing out views and in place, and checks both agree.
+    """
     got: list[bytes] = []
     position, count = walker.drain(start, end, lambda rec: got.append(bytes(rec)), limit)
     assert count == len(got)
+    in_place: list[bytes] = []
+    same = walker.drain(
+        start, end, lambda buffer, offset, length: in_place.append(bytes(buffer[offset : offset + length])), limit,
+        in_place=True,
+    )
+    assert same == (position, count) and in_place == got
     return position, got
 
 

@@ -24,7 +24,7 @@ class FakeTracer:
         self.mode = "fake"
         return self.mode
 
-    def poll_records(self, on_record, timeout_ms: int = 100, limit=None) -> int:
+    def poll_records(self, on_record, timeout_ms: int = 100, limit=None, *, in_place: bool = False) -> int:
         self.timeouts.append(timeout_ms)
         Clock.now += max(timeout_ms, 0.1) / 1000  # a real poll(0) takes some time too
         if Clock.now - Clock.started > self.stop_after_s:
@@ -91,3 +91,37 @@ def test_lazy_asm_names_still_resolve():
     assert asm.text.assemble is asm.assemble  # the submodule, as before the lazy imports
     assert callable(asm.zero_stack) and callable(asm.format_instruction)
     assert set(asm.__all__) <= set(dir(asm))
+
+
+class BurstTracer(FakeTracer):
+    """Has 2.5 chunks of records waiting at the first poll, then none."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        from openat.records import KIND_COMPLETE, OpenEvent, encode_event
+
+        self.waiting = int(cli.OUTPUT_CHUNK_LINES * 2.5)
+        self.record = encode_event(OpenEvent(0, 1, 1, 0, 0, 0, 3, -100, 2, b"burst", b"/burst", False, None, KIND_COMPLETE))
+
+    def poll_records(self, on_record, timeout_ms: int = 100, limit=None, *, in_place: bool = False) -> int:
+        count = super().poll_records(on_record, timeout_ms, limit)
+        assert in_place
+        count = min(limit, self.waiting)
+        self.waiting -= count
+        for _ in range(count):
+            on_record(memoryview(self.record), 0, len(self.record))
+        return count
+
+
+def test_a_burst_drains_in_chunks_without_waiting_between_them(monkeypatch, capsys):
+    Clock.now = Clock.started
+    FakeTracer.instances.clear()
+    monkeypatch.setattr(openat.tracer, "Tracer", BurstTracer)
+    monkeypatch.setattr(cli.time, "monotonic", Clock.monotonic)
+    assert cli.main(["--timestamp", "none"]) == cli.EXIT_OK
+    timeouts = FakeTracer.instances[0].timeouts
+    # the first poll waits; the next chunks are taken at once; then it waits again
+    assert timeouts[:4] == [cli.STARTUP_POLL_MS, 0, 0, cli.STARTUP_POLL_MS]
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == int(cli.OUTPUT_CHUNK_LINES * 2.5)
+    assert set(lines) == {"pid=1 uid=0 flags=0x0 comm=burst file=/burst ret=3"}
