@@ -29,8 +29,8 @@ multiple of the fill mark wakes the reader; it also polls on a short timer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from types import MappingProxyType
+from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from .asm import R0, R1, R2, R3, R4, R6, R7, R8, R9, R10, W0, W1, W2, Program, Register
 from .flags import flag_bits
@@ -122,8 +122,7 @@ RECORD = R7
 NAME_PTR = R8
 
 
-@dataclass(frozen=True)
-class TaskLayout:
+class TaskLayout(NamedTuple):
     """Offsets in ``struct task_struct`` and ``struct cred`` (from BTF).
 
     With them the probe reads who opened with plain loads from
@@ -142,8 +141,7 @@ class TaskLayout:
     gid: int
 
 
-@dataclass(frozen=True)
-class KernelLayout:
+class KernelLayout(NamedTuple):
     """Offsets the probe needs from the running kernel (BTF, or tables).
 
     ``arg_offsets``: byte offsets in ``struct pt_regs`` of the first three
@@ -162,7 +160,7 @@ class KernelLayout:
     # registers on x86_64; on arm64 the result overwrote x0, kept in orig_x0.
     exit_arg_offsets: Tuple[int, int, int] = (0, 0, 0)
     # tracepoint name -> {field name -> offset}, from tracefs format files
-    tracepoint_fields: Dict[str, Dict[str, int]] = field(default_factory=dict)
+    tracepoint_fields: Mapping[str, Mapping[str, int]] = MappingProxyType({})
     # None without kernel BTF: then the identity comes from helpers
     task: Optional[TaskLayout] = None
 
@@ -174,16 +172,11 @@ class KernelLayout:
             raise ValueError(f"no syscall table for machine {self.machine!r}") from None
 
 
-@dataclass(frozen=True)
-class Filters:
-    """Which opens to report; every test runs in the kernel.
+# NamedTuples, not dataclasses: importing dataclasses (and inspect with it)
+# and creating the classes cost the tracer's start-up about 10 ms and 1 MB.
 
-    An open passes the flag filter when it has any of the listed flags:
-    ``access_modes`` (O_RDONLY/O_WRONLY/O_RDWR as 0/1/2) are compared with
-    ``flags & O_ACCMODE``, because no mask can test for O_RDONLY, which is 0;
-    ``flag_mask`` holds the other flags.
-    """
 
+class _FilterFields(NamedTuple):
     pids: Tuple[int, ...] = ()
     tids: Tuple[int, ...] = ()
     uids: Tuple[int, ...] = ()
@@ -193,37 +186,55 @@ class Filters:
     flag_mask: int = 0
     cgroup: bool = False  # CGROUP_MAP holds the cgroup whose tree passes
 
-    def __post_init__(self) -> None:
+
+class Filters(_FilterFields):
+    """Which opens to report; every test runs in the kernel.
+
+    An open passes the flag filter when it has any of the listed flags:
+    ``access_modes`` (O_RDONLY/O_WRONLY/O_RDWR as 0/1/2) are compared with
+    ``flags & O_ACCMODE``, because no mask can test for O_RDONLY, which is 0;
+    ``flag_mask`` holds the other flags.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, *args: object, **kwargs: object) -> "Filters":
+        self = super().__new__(cls, *args, **kwargs)
         if self.comm is not None and not 0 < len(self.comm) < COMM_SIZE:
             raise ValueError(f"a comm is 1 to {COMM_SIZE - 1} bytes, got {len(self.comm)}: {self.comm!r}")
         for name in ("pids", "tids", "uids"):
             for value in getattr(self, name):
                 if not 0 <= value <= 0xFFFFFFFF:
                     raise ValueError(f"{name[:-1]} {value} is out of range 0..4294967295")
+        return self
 
     @property
     def any(self) -> bool:
         return bool(self.pids or self.tids or self.uids or self.comm or self.access_modes or self.flag_mask or self.cgroup)
 
 
-@dataclass(frozen=True)
-class ProbeOptions:
-    """What the user chose that changes the generated code."""
-
+class _OptionFields(NamedTuple):
     filename_size: int = DEFAULT_FILENAME_SIZE  # bytes, NUL included
     wakeup_mark: int = DEFAULT_RING_SIZE // 8  # the reader is woken each time unread data crosses a multiple of this
     filters: Filters = Filters()
 
-    def __post_init__(self) -> None:
+
+class ProbeOptions(_OptionFields):
+    """What the user chose that changes the generated code."""
+
+    __slots__ = ()
+
+    def __new__(cls, *args: object, **kwargs: object) -> "ProbeOptions":
+        self = super().__new__(cls, *args, **kwargs)
         if not 2 <= self.filename_size <= 4096:
             raise ValueError(f"file name size {self.filename_size} is out of range 2..4096")
         mark = self.wakeup_mark
         if mark < 8 or mark & (mark - 1) or mark >= 1 << 31:
             raise ValueError(f"wakeup mark {mark} must be a power of two from 8 to 2**30")
+        return self
 
 
-@dataclass
-class ProbeProgram:
+class ProbeProgram(NamedTuple):
     """One program of the probe and where it goes.
 
     ``kind`` is how the kernel attaches it: kprobe, kretprobe, fexit,
@@ -419,8 +430,7 @@ def _send(p: Program, options: ProbeOptions, layout: KernelLayout) -> None:
 # ------------------------------------------------------------ entry side
 
 
-@dataclass(frozen=True)
-class _Destination:
+class _Destination(NamedTuple):
     """Where argument-reading code puts what it reads."""
 
     base: Register

@@ -12,8 +12,7 @@ import os
 import platform
 import re
 import struct
-from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
 
 from .probe import (
     ATTACH_MODES,
@@ -68,8 +67,7 @@ class TracerError(Exception):
     """The tracer cannot run; the message says why, in one line."""
 
 
-@dataclass
-class Attempt:
+class Attempt(NamedTuple):
     """One attach point tried, and what the kernel said."""
 
     mode: str
@@ -315,7 +313,7 @@ class Tracer:
         fds = self.map_fds()
         for probe in programs:
             if function is not None:
-                probe.target = function
+                probe = probe._replace(target=function)
             self._load_and_attach(probe, probe.program.encode(fds))
             self.programs.append(probe)
 

@@ -7,7 +7,6 @@ process so that pid and tid differ and a swap shows.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import threading
 import time
@@ -50,7 +49,7 @@ def test_identity_of_the_opening_thread(monkeypatch, tmp_path, mode, source):
         discover = tracer_module.discover_layout
         monkeypatch.setattr(
             tracer_module, "discover_layout",
-            lambda *args, **kwargs: dataclasses.replace(discover(*args, **kwargs), task=None),
+            lambda *args, **kwargs: discover(*args, **kwargs)._replace(task=None),
         )
     target = tmp_path / "identity-marker"
     target.write_bytes(b"")

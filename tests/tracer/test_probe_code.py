@@ -16,7 +16,7 @@ FIELDS = {
 @pytest.fixture(params=["x86_64", "aarch64"])
 def layout(request):
     base = discover_layout(None, None, machine=request.param)
-    return base.__class__(**{**base.__dict__, "tracepoint_fields": FIELDS})
+    return base._replace(tracepoint_fields=FIELDS)
 
 
 @pytest.mark.parametrize("mode", ATTACH_MODES)
