@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
+import functools
 import os
 import re
 from typing import TYPE_CHECKING, Iterator, Sequence
@@ -319,8 +320,13 @@ def _enum_name(enum_cls, value: int) -> str:
         return str(value)
 
 
+@functools.lru_cache(maxsize=None)
 def possible_cpus() -> int:
-    """Number of possible CPUs: the stride count of per-CPU map values."""
+    """Number of possible CPUs: the stride count of per-CPU map values.
+
+    Fixed for the life of the system, so read once: a per-CPU lookup then
+    makes no syscall besides its own.
+    """
     with open("/sys/devices/system/cpu/possible") as f:
         text = f.read().strip()
     count = 0
