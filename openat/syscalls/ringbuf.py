@@ -42,7 +42,7 @@ _LEN_MASK = ~_FLAG_BITS & 0xFFFFFFFF
 _SPAN_ROUND = BPF_RINGBUF_HDR_SZ + 7
 
 # drain() publishes its position after every this many bytes of ring, so the
-# kernel can reuse space while a long drain (a full 4 MiB ring is ~47,000
+# kernel can reuse space while a long drain (a full 2 MiB ring is ~20,000
 # records, tens of ms) is still going; a write per chunk costs nothing per record.
 PUBLISH_EVERY_BYTES = 64 << 10
 
