@@ -4,12 +4,30 @@ from __future__ import annotations
 
 import os
 import platform
+import struct
 
 from openat.asm import R0, R1, R2, R3, R4, R6, R7, R8, R10, Program
 
 # (getpid, getppid) syscall numbers: the tests trigger these on purpose.
 _NR = {"x86_64": (39, 110), "aarch64": (172, 173), "arm64": (172, 173)}
 NR_GETPID, NR_GETPPID = _NR[platform.machine()]
+
+
+def only_process(p: Program, tgid: int | None = None) -> None:
+    """Leave (to "out") unless the current task is in process ``tgid`` (default: this one); R0 keeps the tgid."""
+    p.call("get_current_pid_tgid")
+    p.rsh(R0, 32)
+    p.jne(R0, tgid if tgid is not None else os.getpid(), "out")
+
+
+def counter_slot(p: Program) -> None:
+    """R0 = &counter[0] of array map 'counter', or leave (to "out")."""
+    p.stw(R10, -4, 0)
+    p.mov(R2, R10)
+    p.add(R2, -4)
+    p.ld_map_fd(R1, "counter")
+    p.call("map_lookup_elem")
+    p.jeq(R0, 0, "out")
 
 
 def return_imm(value: int) -> Program:
@@ -23,15 +41,8 @@ def return_imm(value: int) -> Program:
 def count_own_calls(tgid: int | None = None) -> Program:
     """Any tracing context: counts hits from process ``tgid`` in array map 'counter'[0]."""
     p = Program()
-    p.call("get_current_pid_tgid")
-    p.rsh(R0, 32)
-    p.jne(R0, tgid if tgid is not None else os.getpid(), "out")
-    p.stw(R10, -4, 0)
-    p.mov(R2, R10)
-    p.add(R2, -4)
-    p.ld_map_fd(R1, "counter")
-    p.call("map_lookup_elem")
-    p.jeq(R0, 0, "out")
+    only_process(p, tgid)
+    counter_slot(p)
     p.mov(R1, 1)
     p.atomic_add(R0, 0, R1)
     p.label("out")
@@ -49,9 +60,7 @@ def sys_enter_to_ringbuf(tgid: int | None = None, discard_nr: int = NR_GETPID, s
     """
     p = Program()
     p.mov(R6, R1)
-    p.call("get_current_pid_tgid")
-    p.rsh(R0, 32)
-    p.jne(R0, tgid if tgid is not None else os.getpid(), "out")
+    only_process(p, tgid)
     p.mov(R8, R0)
     p.ldxdw(R7, R6, 8)
     p.jeq(R7, submit_nr, "reserve")
@@ -90,9 +99,7 @@ def sys_enter_submit_with_flags(quiet_nr: int = NR_GETPID, loud_nr: int = NR_GET
     BPF_RB_NO_WAKEUP; ``loud_nr`` → one sent with BPF_RB_FORCE_WAKEUP."""
     p = Program()
     p.mov(R6, R1)
-    p.call("get_current_pid_tgid")
-    p.rsh(R0, 32)
-    p.jne(R0, tgid if tgid is not None else os.getpid(), "out")
+    only_process(p, tgid)
     p.ldxdw(R7, R6, 8)
     p.mov(R8, 1)  # BPF_RB_NO_WAKEUP
     p.jeq(R7, quiet_nr, "send")
@@ -106,6 +113,62 @@ def sys_enter_submit_with_flags(quiet_nr: int = NR_GETPID, loud_nr: int = NR_GET
     p.mov(R3, 8)
     p.mov(R4, R8)
     p.call("ringbuf_output")
+    p.label("out")
+    p.mov(R0, 0)
+    p.exit()
+    return p
+
+
+# 44 payload bytes, 56 a record: 56 * k mod 4096 takes every multiple of 8, so
+# over 512 records every way a record can straddle the end of a 4096-byte ring
+# comes round (header at the end and payload at the start; payload split
+# after 8, 16, 24, 32 or 40 bytes). Every byte is a hash of (sequence, word): a byte taken
+# from the wrong place cannot match by accident.
+SEQUENCE_PAYLOAD = 44
+SEQUENCE_WORDS = 6  # five u64 and a trailing u32
+SEQUENCE_HASH = 0x9E3779B97F4A7C15
+
+
+def sequence_words(seq: int) -> list[int]:
+    return [((seq * 8 + word + 1) * SEQUENCE_HASH) & 0xFFFFFFFFFFFFFFFF for word in range(SEQUENCE_WORDS)]
+
+
+def sequence_record(seq: int) -> bytes:
+    words = sequence_words(seq)
+    return struct.pack("=5QI", *words[:5], words[5] & 0xFFFFFFFF)
+
+
+def sys_enter_sequence_to_ringbuf() -> Program:
+    """raw_tp sys_enter: each getppid of this process submits the record
+    ``sequence_record(counter[0]++)`` to ringbuf map 'events'."""
+    p = Program()
+    p.mov(R6, R1)
+    only_process(p)
+    p.ldxdw(R7, R6, 8)
+    p.jne(R7, NR_GETPPID, "out")
+    counter_slot(p)
+    p.ldxdw(R7, R0, 0)  # only this thread's getppid gets here: no atomics needed
+    p.mov(R1, R7)
+    p.add(R1, 1)
+    p.stxdw(R0, 0, R1)
+    p.ld_map_fd(R1, "events")
+    p.mov(R2, SEQUENCE_PAYLOAD)
+    p.mov(R3, 0)
+    p.call("ringbuf_reserve")
+    p.jeq(R0, 0, "out")
+    p.lsh(R7, 3)
+    p.lddw(R8, SEQUENCE_HASH)
+    for word in range(SEQUENCE_WORDS):
+        p.mov(R1, R7)
+        p.add(R1, word + 1)
+        p.mul(R1, R8)
+        if word < 5:
+            p.stxdw(R0, 8 * word, R1)
+        else:
+            p.stxw(R0, 8 * word, R1)
+    p.mov(R1, R0)
+    p.mov(R2, 0)
+    p.call("ringbuf_submit")
     p.label("out")
     p.mov(R0, 0)
     p.exit()

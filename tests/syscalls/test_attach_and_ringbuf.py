@@ -9,7 +9,6 @@ import struct
 
 import pytest
 
-from openat.asm import R0, R1, R2, R3, R6, R7, R8, R10, Program
 from openat.syscalls import (
     AttachType,
     LinkType,
@@ -33,7 +32,15 @@ from openat.syscalls.perf import (
 )
 from openat.syscalls.ringbuf import RingBuffer
 
-from .programs import NR_GETPID, NR_GETPPID, count_own_calls, return_imm, sys_enter_to_ringbuf
+from .programs import (
+    NR_GETPID,
+    NR_GETPPID,
+    count_own_calls,
+    return_imm,
+    sequence_record,
+    sys_enter_sequence_to_ringbuf,
+    sys_enter_to_ringbuf,
+)
 
 pytestmark = pytest.mark.usefixtures("root")
 
@@ -140,69 +147,6 @@ def test_iteration_releases_a_view_when_the_next_is_requested(events, ring):
     assert ring.consumer_pos == 48 == ring.producer_pos
 
 
-# 44 payload bytes, 56 a record: 56 * k mod 4096 takes every multiple of 8, so
-# over 512 records every way a record can straddle the end of a 4096-byte ring
-# comes round (header at the end and payload at the start; payload split
-# after 8, 16, 24, 32 or 40 bytes). Every byte is a hash of (sequence, word): a byte taken
-# from the wrong place cannot match by accident.
-SEQUENCE_PAYLOAD = 44
-SEQUENCE_WORDS = 6  # five u64 and a trailing u32
-SEQUENCE_HASH = 0x9E3779B97F4A7C15
-
-
-def _sequence_words(seq: int) -> list[int]:
-    return [((seq * 8 + word + 1) * SEQUENCE_HASH) & 0xFFFFFFFFFFFFFFFF for word in range(SEQUENCE_WORDS)]
-
-
-def _sequence_record(seq: int) -> bytes:
-    words = _sequence_words(seq)
-    return struct.pack("=5QI", *words[:5], words[5] & 0xFFFFFFFF)
-
-
-def sys_enter_sequence_to_ringbuf() -> Program:
-    """raw_tp sys_enter: each getppid of this process submits the record
-    ``_sequence_record(counter[0]++)`` to ringbuf map 'events'."""
-    p = Program()
-    p.mov(R6, R1)
-    p.call("get_current_pid_tgid")
-    p.rsh(R0, 32)
-    p.jne(R0, os.getpid(), "out")
-    p.ldxdw(R7, R6, 8)
-    p.jne(R7, NR_GETPPID, "out")
-    p.stw(R10, -4, 0)
-    p.mov(R2, R10)
-    p.add(R2, -4)
-    p.ld_map_fd(R1, "counter")
-    p.call("map_lookup_elem")
-    p.jeq(R0, 0, "out")
-    p.ldxdw(R7, R0, 0)  # only this thread's getppid gets here: no atomics needed
-    p.mov(R1, R7)
-    p.add(R1, 1)
-    p.stxdw(R0, 0, R1)
-    p.ld_map_fd(R1, "events")
-    p.mov(R2, SEQUENCE_PAYLOAD)
-    p.mov(R3, 0)
-    p.call("ringbuf_reserve")
-    p.jeq(R0, 0, "out")
-    p.lsh(R7, 3)
-    p.lddw(R8, SEQUENCE_HASH)
-    for word in range(SEQUENCE_WORDS):
-        p.mov(R1, R7)
-        p.add(R1, word + 1)
-        p.mul(R1, R8)
-        if word < 5:
-            p.stxdw(R0, 8 * word, R1)
-        else:
-            p.stxw(R0, 8 * word, R1)
-    p.mov(R1, R0)
-    p.mov(R2, 0)
-    p.call("ringbuf_submit")
-    p.label("out")
-    p.mov(R0, 0)
-    p.exit()
-    return p
-
-
 def test_every_byte_of_records_wrapping_a_small_ring(events, ring):
     program = sys_enter_sequence_to_ringbuf()
     span = 56
@@ -229,7 +173,7 @@ def test_every_byte_of_records_wrapping_a_small_ring(events, ring):
         assert int.from_bytes(counter.lookup(0), "little") == total
     assert len(received) == total
     for seq, record in enumerate(received):
-        assert record == _sequence_record(seq), f"record {seq} at offset {seq * span % 4096}"
+        assert record == sequence_record(seq), f"record {seq} at offset {seq * span % 4096}"
     assert ring.consumer_pos == ring.producer_pos == total * span
 
 
