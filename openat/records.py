@@ -22,7 +22,7 @@ from __future__ import annotations
 import struct
 from typing import Mapping, NamedTuple, Optional, Tuple
 
-from ._layout import EVENT_FIELDS, EVENT_FORMAT, EVENT_OFFSETS, EVENT_SIZE
+from ._layout import EVENT_FORMAT, EVENT_OFFSETS, EVENT_SIZE
 
 # Kinds of record. Only ENTRY and COMPLETE carry a file name.
 KIND_ENTRY = 0  # an open seen at syscall entry; no return value known
@@ -44,7 +44,6 @@ SYSCALL_NAMES = {
 
 HEADER_SIZE: int = EVENT_SIZE
 HEADER_STRUCT = struct.Struct(EVENT_FORMAT)
-FIELD_NAMES = EVENT_FIELDS
 COMM_SIZE = EVENT_OFFSETS["filename_len"] - EVENT_OFFSETS["comm"]  # the comm field's bytes
 DEFAULT_FILENAME_SIZE = 256
 
