@@ -18,8 +18,8 @@ import sys
 import time
 from typing import Callable, Dict, List
 
-from openat.output import Clock, JsonFormatter, TextFormatter
-from openat.records import KIND_COMPLETE, SYSCALL_OPENAT, OpenEvent, encode_event
+from openat.tracer.output import Clock, JsonFormatter, TextFormatter
+from openat.tracer.records import KIND_COMPLETE, SYSCALL_OPENAT, OpenEvent, encode_event
 from openat.syscalls.ringbuf import RecordWalker, record_span
 
 RING_HEADER = struct.Struct("<II")  # length (with busy/discard bits), page offset

@@ -7,7 +7,7 @@ Two kinds of run, alternated so machine drift hits both alike:
   on tmpfs, open a marker file about every millisecond, stop the clock when a
   line naming the marker appears);
 * **phases**: the same launch, but the child is a small script that times
-  itself in-process and then calls the real ``openat.cli.main``: interpreter
+  itself in-process and then calls the real ``openat.tracer.cli.main``: interpreter
   (launch → first statement), imports, CLI set-up, BTF (reading it, layout,
   id lookups), attach (the rest of ``Tracer.start``: maps, probe build, load,
   attach, failed attempts) and first event (start returned → marker line
@@ -58,7 +58,7 @@ import os, sys
 T0 = int(os.environ["OPENAT_STARTUP_T0"])
 MARKER = os.environ["OPENAT_STARTUP_MARKER"]
 RESULT = os.environ["OPENAT_STARTUP_RESULT"]
-import openat.cli, openat.tracer, openat.paths, openat.syscalls.errors
+import openat.tracer.cli, openat.tracer, openat.tracer.paths, openat.syscalls.errors
 T_IMPORTED = time.monotonic_ns()
 tracer = openat.tracer
 marks = {"btf": 0}
@@ -106,7 +106,7 @@ class Out:
         return getattr(self.real, name)
 
 sys.stdout = Out(sys.stdout)
-openat.cli.main([])
+openat.tracer.cli.main([])
 ms = lambda a, b: (b - a) / 1e6
 phases = {
     "interpreter": ms(T0, T_MAIN),
@@ -213,7 +213,7 @@ def run(runs: int = 10) -> dict[str, Any]:
 
 def import_times(top: int = 15) -> list[tuple[str, float, float]]:
     """(module, self ms, cumulative ms) of the slowest imports on the tracer's path."""
-    code = "import openat.cli, openat.tracer, openat.paths, openat.syscalls.errors"
+    code = "import openat.tracer.cli, openat.tracer, openat.tracer.paths, openat.syscalls.errors"
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", code], cwd=REPO, capture_output=True, text=True, check=True,
         env=dict(clean_env(), PYTHONPATH=str(REPO)),

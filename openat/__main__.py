@@ -1,7 +1,7 @@
-"""``python -m openat``."""
+"""``python -m openat``: the tracer."""
 
 import sys
 
-from .cli import main
+from .tracer.cli import main
 
 sys.exit(main())

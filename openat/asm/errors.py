@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+__all__ = ["AsmError", "AsmSyntaxError", "DecodeError", "IsaLevelError"]
+
 
 class AsmError(Exception):
     """Anything wrong with a program: bad operand, out-of-range value, label, ISA level, map.

@@ -9,6 +9,8 @@ against the installed header when one is present.
 
 from __future__ import annotations
 
+__all__ = ["HELPER_IDS", "HELPER_NAMES"]
+
 # Index = helper id; the name is the one after ``bpf_`` in bpf_helper_defs.h.
 HELPER_NAMES: tuple[str, ...] = (
     "unspec",  # 0

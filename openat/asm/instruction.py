@@ -19,6 +19,7 @@ from operator import itemgetter
 from typing import Any, Iterator
 
 from .errors import AsmError, DecodeError
+from .formatter import format_instruction
 from .opcodes import (
     ATOMIC_OPS,
     BPF_ADD,
@@ -28,6 +29,8 @@ from .opcodes import (
     LDDW,
     Form,
 )
+
+__all__ = ["Instruction", "decode", "encode", "iter_decode"]
 
 _SLOT = struct.Struct("<BBhi")
 _WIDE = struct.Struct("<BBhIBBhI")
@@ -221,8 +224,6 @@ class Instruction(tuple):
         )
 
     def __str__(self) -> str:
-        from .disasm import format_instruction
-
         return format_instruction(self)
 
     def __getnewargs__(self) -> tuple[Any, ...]:  # pickling goes through __new__
@@ -268,9 +269,7 @@ class Instruction(tuple):
         return pack_slot(opcode, src << 4 | dst, off, imm)
 
     def text(self, **options: Any) -> str:
-        """This instruction in LLVM syntax; see :func:`openat.asm.disasm.format_instruction`."""
-        from .disasm import format_instruction
-
+        """This instruction in LLVM syntax; see :func:`openat.asm.formatter.format_instruction`."""
         return format_instruction(self, **options)
 
     @classmethod

@@ -15,6 +15,7 @@ import sys
 from typing import Any, Mapping, NamedTuple, NoReturn, Union
 
 from .errors import AsmError, IsaLevelError
+from .formatter import format_instruction
 from .helper_ids import HELPER_IDS, HELPER_NAMES
 from .instruction import (
     INT16_MAX,
@@ -101,6 +102,8 @@ Operand = Union[Register, int]
 #: A jump target: a label name, or a relative offset in slots (from the next instruction).
 Target = Union[str, int]
 
+__all__ = ["Program", "Relocation", "caller_source"]
+
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 # co_filename → basename, or "" for this package's own files (skipped when finding the caller).
 _caller_names: dict[str, str] = {}
@@ -181,13 +184,11 @@ class Program:
         self._fixups: list[_Fixup] = []
         self._relocations: list[Relocation] = []
         self._resolved: list[Instruction] | None = None
-        # The text assembler sets this to "line N" so sources need no frame walk.
-        self._source_override: str | None = None
 
     # ------------------------------------------------------------------ plumbing
 
     def _source(self) -> str:
-        return self._source_override or caller_source()
+        return caller_source()
 
     def _fail(self, name: str, args: tuple[object, ...], message: str) -> NoReturn:
         raise AsmError(f"{_call_text(name, args)} at {self._source()}: {message}")
@@ -199,7 +200,7 @@ class Program:
         insns.append(
             tuple.__new__(
                 Instruction,
-                (opcode, dst, src, off, imm, self._source_override or caller_source(3)),
+                (opcode, dst, src, off, imm, caller_source(3)),
             )
         )
         self._slot_count += 2 if opcode == LDDW else 1
@@ -753,13 +754,13 @@ class Program:
         """Return r0 to the caller."""
         self._emit(BPF_JMP | BPF_EXIT, 0, 0, 0, 0)
 
-    def label(self, name: str) -> None:
-        """Name the position of the next instruction."""
+    def label(self, name: str, *, source: str | None = None) -> None:
+        """Name the position of the next instruction (``source``: where it was defined, for errors)."""
         self._check_label_name("label", (name,), name)
         if name in self._labels:
             self._fail("label", (name,), f"duplicate label {name!r} (first defined at {self._label_sources[name]})")
         self._labels[name] = self._slot_count
-        self._label_sources[name] = self._source()
+        self._label_sources[name] = source or self._source()
         self._resolved = None
 
     # ------------------------------------------------------------------ legacy packet access
@@ -800,14 +801,33 @@ class Program:
     # ------------------------------------------------------------------ raw
 
     def raw(self, instruction: Instruction) -> None:
-        """Append a ready-made :class:`Instruction` (checked against the ISA level)."""
+        """Append a ready-made :class:`Instruction` (checked against the ISA level) at the caller's line."""
         if not isinstance(instruction, Instruction):
             self._fail("raw", (instruction,), "expected an Instruction")
-        opcode, dst, src, off, imm = instruction[:5]
+        self._check_level(instruction, "raw", (instruction,))
+        self._emit(*instruction[:5])
+
+    def append(self, instruction: Instruction, target: str | None = None, kind: str = "jump") -> int:
+        """Append ``instruction`` with its own ``source`` (for assemblers built on Program); returns its index.
+
+        With ``target``, the instruction refers to that label, resolved like the DSL's: ``kind``
+        says which field takes the distance: ``"jump"`` (off), ``"ja"`` (off, or gotol at v4),
+        ``"call"`` (imm: bpf-to-bpf call, gotol) or ``"func"`` (the imm of an ld_func).
+        """
+        self._check_level(instruction, "append", (instruction,))
+        slot = self._slot_count
+        self._insns.append(instruction)
+        self._slot_count += instruction.slots
+        self._resolved = None
+        if target is not None:
+            self._fixups.append(_Fixup(len(self._insns) - 1, slot, target, kind, instruction.text()))
+        return len(self._insns) - 1
+
+    def _check_level(self, instruction: Instruction, name: str, args: tuple[object, ...]) -> None:
+        opcode, _, src, off, imm = instruction[:5]
         level = required_level(opcode, src, off, imm)
         if level > self.level:
-            self._need(level, "raw", (instruction,), describe_level(opcode, src, off, imm))
-        self._emit(opcode, dst, src, off, imm)
+            self._need(level, name, args, describe_level(opcode, src, off, imm))
 
     # ------------------------------------------------------------------ results
 
@@ -922,8 +942,6 @@ class Program:
 
     def listing(self, *, helper_comments: bool = True) -> str:
         """Annotated disassembly: slot, LLVM-syntax text, helper name, and the Python line."""
-        from .disasm import format_instruction
-
         insns = self._resolve()
         by_slot: dict[int, list[str]] = {}
         for name, slot in self._labels.items():

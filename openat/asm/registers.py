@@ -9,6 +9,12 @@ from __future__ import annotations
 
 from typing import Final
 
+__all__ = [
+    "FP", "Register",
+    "R0", "R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", "R9", "R10",
+    "W0", "W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9", "W10",
+]
+
 
 class Register:
     """One of the eleven eBPF registers seen at 64 bits (``r``) or 32 bits (``w``)."""

@@ -10,6 +10,8 @@ from .errors import AsmError
 from .program import Program, caller_source
 from .registers import R0, R1, R2, R3, R10, Register
 
+__all__ = ["STACK_SIZE", "read_str", "ringbuf_discard", "ringbuf_reserve", "ringbuf_submit", "zero_stack"]
+
 #: Size of the eBPF stack frame below r10.
 STACK_SIZE = 512
 

@@ -15,11 +15,12 @@ field, an unknown register, a width mix-up or an undefined label is an
 from __future__ import annotations
 
 import re
-from typing import Callable, Match
+from typing import Callable, Match, NamedTuple, Optional
 
 from .errors import AsmError, AsmSyntaxError
 from .helper_ids import HELPER_IDS
 from .instruction import (
+    Instruction,
     INT16_MAX,
     INT16_MIN,
     INT32_MAX,
@@ -70,7 +71,9 @@ from .opcodes import (
     LDDW,
     SIZE_BYTES,
 )
-from .program import Program, _Fixup
+from .program import Program
+
+__all__ = ["assemble", "assemble_program"]
 
 _NUM = r"[+-]?(?:0[xX][0-9a-fA-F]+|\d+)"
 _UNUM = r"(?:0[xX][0-9a-fA-F]+|\d+)"
@@ -180,11 +183,21 @@ def _signed32(value: int) -> int:
     return value - (1 << 32) if value > INT32_MAX else value
 
 
+class _Reference(NamedTuple):
+    """A label an instruction refers to, and where the reference is in the text."""
+
+    label: str
+    slot: int  # the referring instruction's
+    kind: str  # as Program.append takes it
+    line: _Line
+    column: int
+
+
 class _Assembler:
     def __init__(self, text: str, isa: str) -> None:
         self.program = Program(isa=isa)
         self.text = text
-        self.targets: dict[int, tuple[_Line, int]] = {}  # fixup number → where its label is
+        self.references: list[_Reference] = []
         self.label_names: set[str] = set()
 
     def run(self) -> Program:
@@ -206,23 +219,23 @@ class _Assembler:
             if body[position:].strip():
                 statements.append((_Line(number, raw, position), body[position:]))
         label_at = {index: (name, column) for index, name, column in labels}
-        program = self.program
+        defined: set[str] = set()
         for index, (line, body) in enumerate(statements):
-            program._source_override = f"line {line.number}"
             if index in label_at:
                 name, column = label_at[index]
-                if name in program._labels:
+                if name in defined:
                     raise AsmSyntaxError(f"duplicate label {name!r}", line.number, column, line.text)
-                program.label(name)
+                defined.add(name)
+                self.program.label(name, source=f"line {line.number}")
                 continue
             self.statement(line, body)
-        self.check_fixups()
-        program._source_override = None
-        return program
+        self.check_references()
+        return self.program
 
     # ---------------------------------------------------------------- emission
 
-    def emit(self, line: _Line, opcode: int, dst: int, src: int, off: int, imm: int) -> int:
+    def emit(self, line: _Line, opcode: int, dst: int, src: int, off: int, imm: int,
+             target: Optional[str] = None, kind: str = "jump") -> int:
         problem = field_problem(opcode, dst, src, off, imm)
         if problem:
             raise line.error(problem)
@@ -231,7 +244,7 @@ class _Assembler:
             raise line.error(
                 f"{describe_level(opcode, src, off, imm)} needs ISA v{level}, but the target is {self.program.isa}"
             )
-        return self.program._emit(opcode, dst, src, off, imm)
+        return self.program.append(Instruction(opcode, dst, src, off, imm, f"line {line.number}"), target, kind)
 
     def emit_jump(self, line: _Line, m: Match[str], opcode: int, dst: int, src: int, imm: int,
                   kind: str) -> None:
@@ -246,25 +259,24 @@ class _Assembler:
 
     def emit_label_ref(self, line: _Line, m: Match[str], group: str, opcode: int, dst: int,
                        src: int, imm: int, kind: str) -> None:
-        slot = self.program._slot_count
-        index = self.emit(line, opcode, dst, src, 0, imm)
-        self.targets[len(self.program._fixups)] = (line, m.start(group))
-        self.program._fixups.append(_Fixup(index, slot, m.group(group), kind, m.group(0).strip()))
+        label = m.group(group)
+        self.references.append(_Reference(label, self.program.slot_count, kind, line, m.start(group)))
+        self.emit(line, opcode, dst, src, 0, imm, label, kind)
 
-    def check_fixups(self) -> None:
-        labels = self.program._labels
-        for number, fixup in enumerate(self.program._fixups):
-            line, column = self.targets[number]
-            target = labels.get(fixup.label)
+    def check_references(self) -> None:
+        """Every label reference resolves, within its field's reach (errors with line and column)."""
+        labels = self.program.labels
+        for ref in self.references:
+            target = labels.get(ref.label)
             if target is None:
-                raise line.error(f"undefined label {fixup.label!r}", column)
-            delta = target - fixup.slot - 1
-            if fixup.kind == "jump" and not INT16_MIN <= delta <= INT16_MAX:
-                raise line.error(
-                    f"label {fixup.label!r} is {delta} slots away, beyond the 16-bit jump offset", column
+                raise ref.line.error(f"undefined label {ref.label!r}", ref.column)
+            delta = target - ref.slot - 1
+            if ref.kind == "jump" and not INT16_MIN <= delta <= INT16_MAX:
+                raise ref.line.error(
+                    f"label {ref.label!r} is {delta} slots away, beyond the 16-bit jump offset", ref.column
                 )
-            if fixup.kind == "ja" and not INT16_MIN <= delta <= INT16_MAX and self.program.level < 4:
-                raise line.error(f"label {fixup.label!r} is {delta} slots away; use gotol (v4)", column)
+            if ref.kind == "ja" and not INT16_MIN <= delta <= INT16_MAX and self.program.level < 4:
+                raise ref.line.error(f"label {ref.label!r} is {delta} slots away; use gotol (v4)", ref.column)
 
     # ---------------------------------------------------------------- statements
 

@@ -9,22 +9,20 @@ so they never match.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, NamedTuple, Optional
 
 __all__ = ["KernelSymbol", "find_symbol", "lookup", "open_syscall_function"]
 
 KALLSYMS = "/proc/kallsyms"
 
 
-@dataclass(frozen=True)
-class KernelSymbol:
+class KernelSymbol(NamedTuple):
     """One /proc/kallsyms line. ``address`` is 0 when kptr_restrict hides it."""
 
     name: str
     address: int
     kind: str  # nm-style type letter: t/T text, d/D data, ...
-    module: str | None = None
+    module: Optional[str] = None
 
     @property
     def is_function(self) -> bool:

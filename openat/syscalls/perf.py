@@ -16,29 +16,25 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
-import itertools
 import os
 import re
 
-from . import _libc
-from .constants import (
+from ..uapi import (
     PERF_EVENT_IOC_DISABLE,
     PERF_EVENT_IOC_ENABLE,
     PERF_EVENT_IOC_SET_BPF,
     PERF_FLAG_FD_CLOEXEC,
     PERF_TYPE_TRACEPOINT,
 )
-from .errors import BpfError, NotSupportedError, error_from_errno
+from . import libc
+from .errors import NotSupportedError, error_from_errno
 from .fd import FdLike, OwnedFd, fd_of
-from .tracefs import ensure_tracefs, tracepoint_id
+from .tracefs import KprobeEvent, tracepoint_id
 
 __all__ = [
-    "KprobeEvent",
+    "KPROBE_PMU_DIR",
     "PerfEventAttr",
     "PerfEventFd",
-    "kprobe_event_definition",
-    "kprobe_event_name",
-    "kprobe_events_available",
     "kprobe_pmu_retprobe_bit",
     "kprobe_pmu_type",
     "perf_event_open",
@@ -48,7 +44,6 @@ __all__ = [
     "perf_ioc_disable",
     "perf_ioc_enable",
     "perf_ioc_set_bpf",
-    "remove_stale_kprobes",
 ]
 
 _u32 = ctypes.c_uint32
@@ -94,7 +89,7 @@ class PerfEventAttr(ctypes.Structure):
 
 
 def _ioctl(fd: int, request: int, arg: int, what: str) -> None:
-    _, err = _libc.ioctl(fd, request, arg)
+    _, err = libc.ioctl(fd, request, arg)
     if err:
         raise error_from_errno(err, what.split()[0], what, missing_feature_errnos=(_errno.EINVAL, _errno.ENOTTY))
 
@@ -126,7 +121,7 @@ class PerfEventFd(OwnedFd):
 
     __slots__ = ("description", "_owned")
 
-    def __init__(self, fd: int, description: str, owned: "KprobeEvent | None" = None):
+    def __init__(self, fd: int, description: str, owned: KprobeEvent | None = None):
         super().__init__(fd)
         self.description = description
         self._owned = owned
@@ -175,7 +170,7 @@ def perf_event_open(
     """
     if not attr.size:
         attr.size = ctypes.sizeof(attr)
-    fd, err = _libc.syscall(_libc.NR_PERF_EVENT_OPEN, ctypes.byref(attr), pid, cpu, group_fd, flags)
+    fd, err = libc.syscall(libc.NR_PERF_EVENT_OPEN, ctypes.byref(attr), pid, cpu, group_fd, flags)
     if err:
         raise error_from_errno(err, "perf_event_open", description, missing_feature_errnos=missing_feature)
     return PerfEventFd(fd, description)
@@ -239,7 +234,7 @@ def perf_event_open_kprobe(symbol: str, offset: int = 0, *, retprobe: bool = Fal
         if bit is None:
             raise NotSupportedError(_errno.ENOENT, "perf_event_open", f"kretprobe on {symbol}: kprobe PMU has no retprobe format bit")
         config = 1 << bit
-    name_buf = _libc.c_string(symbol)
+    name_buf = libc.c_string(symbol)
     attr = PerfEventAttr(type=pmu_type, config=config, config1=ctypes.addressof(name_buf), config2=offset, sample_period=1, wakeup_events=1)
     where = f"{symbol}+{offset}" if offset else symbol
     event = perf_event_open(
@@ -250,98 +245,6 @@ def perf_event_open_kprobe(symbol: str, offset: int = 0, *, retprobe: bool = Fal
 
 
 # --- legacy tracefs kprobe_events ------------------------------------------------------
-
-_GROUP_PREFIX = "openat_"
-_counter = itertools.count()
-
-
-def _kprobe_events_path(tracefs: str) -> str:
-    return os.path.join(tracefs, "kprobe_events")
-
-
-def kprobe_events_available(tracefs: str | None = None) -> bool:
-    """True when tracefs has a ``kprobe_events`` file (CONFIG_KPROBE_EVENTS)."""
-    try:
-        root = tracefs or ensure_tracefs()
-    except BpfError:
-        return False
-    return os.path.exists(_kprobe_events_path(root))
-
-
-def _append(path: str, line: str, what: str) -> None:
-    try:
-        # O_APPEND: writing without it would clear every other probe in the file.
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise NotSupportedError(_errno.ENOENT, "kprobe_events", f"{what}: {path} missing (kernel without CONFIG_KPROBE_EVENTS)") from None
-    except OSError as exc:
-        raise error_from_errno(exc.errno, "kprobe_events", f"{what}: open {path}") from None
-    try:
-        os.write(fd, line.encode() + b"\n")
-    except OSError as exc:
-        raise error_from_errno(
-            exc.errno, "kprobe_events", f"{what}: write {line!r}", missing_feature_errnos=(_errno.ENOENT, _errno.EINVAL)
-        ) from None
-    finally:
-        os.close(fd)
-
-
-def kprobe_event_definition(group: str, event: str, symbol: str, offset: int = 0, retprobe: bool = False) -> str:
-    """The kprobe_events line defining a probe (``p:grp/ev sym+off`` / ``r:...``)."""
-    where = f"{symbol}+{offset}" if offset else symbol
-    return f"{'r' if retprobe else 'p'}:{group}/{event} {where}"
-
-
-def kprobe_event_name(symbol: str, retprobe: bool, serial: int) -> str:
-    """A tracefs event name from a symbol: [A-Za-z0-9_] only, unique within our group."""
-    cleaned = re.sub(r"[^A-Za-z0-9_]", "_", symbol)[:48]
-    return f"{'r' if retprobe else 'p'}_{cleaned}_{serial}"
-
-
-class KprobeEvent:
-    """A tracefs kprobe_events probe we created; close() removes it again.
-
-    The group name carries our pid (``openat_<pid>``) so concurrent tracers
-    never collide and leftovers of a killed process can be recognised
-    (see ``remove_stale_kprobes``).
-    """
-
-    def __init__(self, symbol: str, offset: int = 0, *, retprobe: bool = False, tracefs: str | None = None):
-        self.tracefs = tracefs or ensure_tracefs()
-        self.group = f"{_GROUP_PREFIX}{os.getpid()}"
-        self.event = kprobe_event_name(symbol, retprobe, next(_counter))
-        self.symbol = symbol
-        definition = kprobe_event_definition(self.group, self.event, symbol, offset, retprobe)
-        _append(_kprobe_events_path(self.tracefs), definition, f"add {definition!r}")
-        self._added = True
-        try:
-            self.id = tracepoint_id(self.group, self.event, self.tracefs)
-        except BaseException:
-            self.close()
-            raise
-
-    def close(self) -> None:
-        """Remove the probe (idempotent)."""
-        if not getattr(self, "_added", False):
-            return
-        self._added = False
-        _append(_kprobe_events_path(self.tracefs), f"-:{self.group}/{self.event}", f"remove {self.group}/{self.event}")
-
-    @property
-    def closed(self) -> bool:
-        return not getattr(self, "_added", False)
-
-    def __enter__(self) -> "KprobeEvent":
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
 
 def perf_event_open_kprobe_legacy(
@@ -357,25 +260,3 @@ def perf_event_open_kprobe_legacy(
     event._owned = probe
     event.description = f"{'kretprobe' if retprobe else 'kprobe'} {symbol} (tracefs {probe.group}/{probe.event})"
     return event
-
-
-def remove_stale_kprobes(tracefs: str | None = None) -> list[str]:
-    """Remove kprobe_events groups ``openat_<pid>`` whose process is gone; return what was removed."""
-    try:
-        root = tracefs or ensure_tracefs()
-        with open(_kprobe_events_path(root)) as f:
-            lines = f.read().splitlines()
-    except (OSError, BpfError):
-        return []
-    removed = []
-    for line in lines:
-        match = re.match(r"^[pr](?:\d*):(" + _GROUP_PREFIX + r"(\d+))/(\S+)", line)
-        if not match or os.path.exists(f"/proc/{match.group(2)}"):
-            continue
-        target = f"{match.group(1)}/{match.group(3)}"
-        try:
-            _append(_kprobe_events_path(root), f"-:{target}", f"remove stale {target}")
-            removed.append(target)
-        except BpfError:
-            continue
-    return removed

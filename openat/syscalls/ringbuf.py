@@ -30,9 +30,10 @@ import select
 import struct
 from typing import Callable, Iterator
 
-from .bpf import MapFd, _enum_name, raw_map_info
-from .constants import BPF_RINGBUF_BUSY_BIT, BPF_RINGBUF_DISCARD_BIT, BPF_RINGBUF_HDR_SZ, MapType
+from ..uapi import BPF_RINGBUF_BUSY_BIT, BPF_RINGBUF_DISCARD_BIT, BPF_RINGBUF_HDR_SZ, MapType, enum_name
 from .fd import FdLike, fd_of
+from .info import raw_map_info
+from .maps import MapFd
 
 __all__ = ["RecordWalker", "RingBuffer", "RingBufferCorrupt", "record_span"]
 
@@ -262,7 +263,7 @@ class RingBuffer:
         info = raw_map_info(fd)
         if info.type != MapType.RINGBUF:
             name = info.name.decode(errors="replace")
-            raise ValueError(f"map {name!r} is a {_enum_name(MapType, info.type)} map, not a ringbuf")
+            raise ValueError(f"map {name!r} is a {enum_name(MapType, info.type)} map, not a ringbuf")
         self.size = info.max_entries
         self.callback = callback
         self._map_fd = map_fd  # keep a MapFd alive while we use it

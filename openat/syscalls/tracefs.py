@@ -8,16 +8,21 @@ at boot anyway).
 from __future__ import annotations
 
 import errno as _errno
+import itertools
 import os
+import re
 
-from . import _libc
+from . import libc
 from .errors import BpfError, NotSupportedError, error_from_errno
 
 __all__ = [
     "DEFAULT_MOUNTPOINT",
+    "KprobeEvent",
     "ensure_tracefs",
-    "event_exists",
     "find_tracefs",
+    "kprobe_event_definition",
+    "kprobe_event_name",
+    "kprobe_events_available",
     "mount_tracefs",
     "tracepoint_id",
     "tracepoint_exists",
@@ -78,7 +83,7 @@ def mount_tracefs(target: str = DEFAULT_MOUNTPOINT) -> str:
     PermissionDeniedError without CAP_SYS_ADMIN.
     """
     try:
-        _libc.mount("nodev", target, "tracefs")
+        libc.mount("nodev", target, "tracefs")
     except OSError as exc:
         raise error_from_errno(
             exc.errno or _errno.EIO, "mount", f"mount tracefs at {target}", missing_feature_errnos=(_errno.ENODEV,)
@@ -106,8 +111,6 @@ def tracepoint_exists(category: str, name: str, tracefs: str | None = None) -> b
     return os.path.isfile(os.path.join(_event_dir(category, name, tracefs), "id"))
 
 
-event_exists = tracepoint_exists
-
 
 def tracepoint_id(category: str, name: str, tracefs: str | None = None) -> int:
     """The perf tracepoint id of ``category/name`` from tracefs ``events/<cat>/<name>/id``."""
@@ -123,3 +126,97 @@ def tracepoint_id(category: str, name: str, tracefs: str | None = None) -> int:
         raise error_from_errno(exc.errno, "tracefs", f"read {path}") from None
     except (OSError, ValueError) as exc:
         raise BpfError(getattr(exc, "errno", None) or _errno.EIO, "tracefs", f"cannot read {path}: {exc}") from None
+
+
+# --- kprobe_events -----------------------------------------------------------------
+
+_GROUP_PREFIX = "openat_"
+_counter = itertools.count()
+
+
+def _kprobe_events_path(tracefs: str) -> str:
+    return os.path.join(tracefs, "kprobe_events")
+
+
+def kprobe_events_available(tracefs: str | None = None) -> bool:
+    """True when tracefs has a ``kprobe_events`` file (CONFIG_KPROBE_EVENTS)."""
+    try:
+        root = tracefs or ensure_tracefs()
+    except BpfError:
+        return False
+    return os.path.exists(_kprobe_events_path(root))
+
+
+def _append(path: str, line: str, what: str) -> None:
+    try:
+        # O_APPEND: writing without it would clear every other probe in the file.
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise NotSupportedError(_errno.ENOENT, "kprobe_events", f"{what}: {path} missing (kernel without CONFIG_KPROBE_EVENTS)") from None
+    except OSError as exc:
+        raise error_from_errno(exc.errno, "kprobe_events", f"{what}: open {path}") from None
+    try:
+        os.write(fd, line.encode() + b"\n")
+    except OSError as exc:
+        raise error_from_errno(
+            exc.errno, "kprobe_events", f"{what}: write {line!r}", missing_feature_errnos=(_errno.ENOENT, _errno.EINVAL)
+        ) from None
+    finally:
+        os.close(fd)
+
+
+def kprobe_event_definition(group: str, event: str, symbol: str, offset: int = 0, retprobe: bool = False) -> str:
+    """The kprobe_events line defining a probe (``p:grp/ev sym+off`` / ``r:...``)."""
+    where = f"{symbol}+{offset}" if offset else symbol
+    return f"{'r' if retprobe else 'p'}:{group}/{event} {where}"
+
+
+def kprobe_event_name(symbol: str, retprobe: bool, serial: int) -> str:
+    """A tracefs event name from a symbol: [A-Za-z0-9_] only, unique within our group."""
+    cleaned = re.sub(r"[^A-Za-z0-9_]", "_", symbol)[:48]
+    return f"{'r' if retprobe else 'p'}_{cleaned}_{serial}"
+
+
+class KprobeEvent:
+    """A tracefs kprobe_events probe we created; close() removes it again.
+
+    The group name carries our pid (``openat_<pid>``) so concurrent tracers
+    never collide and leftovers of a killed process can be recognised.
+    """
+
+    def __init__(self, symbol: str, offset: int = 0, *, retprobe: bool = False, tracefs: str | None = None):
+        self.tracefs = tracefs or ensure_tracefs()
+        self.group = f"{_GROUP_PREFIX}{os.getpid()}"
+        self.event = kprobe_event_name(symbol, retprobe, next(_counter))
+        self.symbol = symbol
+        definition = kprobe_event_definition(self.group, self.event, symbol, offset, retprobe)
+        _append(_kprobe_events_path(self.tracefs), definition, f"add {definition!r}")
+        self._added = True
+        try:
+            self.id = tracepoint_id(self.group, self.event, self.tracefs)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Remove the probe (idempotent)."""
+        if not getattr(self, "_added", False):
+            return
+        self._added = False
+        _append(_kprobe_events_path(self.tracefs), f"-:{self.group}/{self.event}", f"remove {self.group}/{self.event}")
+
+    @property
+    def closed(self) -> bool:
+        return not getattr(self, "_added", False)
+
+    def __enter__(self) -> "KprobeEvent":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass

@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import pytest
 
-from asm_forms import FORMS_LIST, instances, llvm_can_parse, llvm_can_spell
+from .asm_forms import FORMS_LIST, instances, llvm_can_parse, llvm_can_spell
 from openat.asm import DecodeError, Instruction, assemble, disassemble
 
 LLVM_MC = shutil.which("llvm-mc-19")

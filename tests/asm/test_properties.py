@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asm_forms import FORMS_LIST, Form, make
+from .asm_forms import FORMS_LIST, Form, make
 from openat.asm import AsmError, DecodeError, Instruction, assemble, decode, disassemble
 from openat.asm.instruction import encode
 

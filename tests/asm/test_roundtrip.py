@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from asm_forms import FORMS_LIST, Form, instances
+from .asm_forms import FORMS_LIST, Form, instances
 from openat.asm import Instruction, assemble, decode, disassemble
 from openat.asm.instruction import encode
 

@@ -16,15 +16,15 @@ from openat.syscalls import (
     NotSupportedError,
     PermissionDeniedError,
     ProgType,
-    create_map,
+    map_create,
     link_create,
-    load_program,
+    prog_load,
     raw_tracepoint_open,
 )
 from openat.syscalls.btf import BtfKind, vmlinux_btf
 from openat.syscalls.kallsyms import open_syscall_function
+from openat.syscalls.tracefs import kprobe_events_available
 from openat.syscalls.perf import (
-    kprobe_events_available,
     kprobe_pmu_type,
     perf_event_open_kprobe,
     perf_event_open_kprobe_legacy,
@@ -49,7 +49,7 @@ RECORD = struct.Struct("=QQ")  # (syscall nr, tgid), as sys_enter_to_ringbuf wri
 
 @pytest.fixture
 def events():
-    with create_map(MapType.RINGBUF, 0, 0, 4096, name="t_events") as m:
+    with map_create(MapType.RINGBUF, 0, 0, 4096, name="t_events") as m:
         yield m
 
 
@@ -61,7 +61,7 @@ def ring(events):
 
 def _raw_tp_program(events, prog_type=ProgType.RAW_TRACEPOINT, **kwargs):
     program = sys_enter_to_ringbuf()
-    return load_program(
+    return prog_load(
         program.encode({"events": events.fileno()}), prog_type, name="t_sys_enter", slot_sources=program.slot_sources(), **kwargs
     )
 
@@ -152,7 +152,7 @@ def test_every_byte_of_records_wrapping_a_small_ring(events, ring):
     span = 56
     rounds, per_round = 14, 40  # 560 records; 40 pending at most, the ring holds 73
     received: list[bytes] = []
-    with create_map(MapType.ARRAY, 4, 8, 1, name="counter") as counter, load_program(
+    with map_create(MapType.ARRAY, 4, 8, 1, name="counter") as counter, prog_load(
         program.encode({"events": events.fileno(), "counter": counter.fileno()}),
         ProgType.RAW_TRACEPOINT,
         name="t_sequence",
@@ -211,7 +211,7 @@ def _bpf_map_mappings() -> set[tuple[int, int]]:
 def test_data_area_is_mapped_once():
     # The kernel pre-populates every page mapped: a second copy of the data
     # area would cost as much resident memory as the ring itself.
-    with create_map(MapType.RINGBUF, 0, 0, 1 << 20, name="t_mapped") as events:
+    with map_create(MapType.RINGBUF, 0, 0, 1 << 20, name="t_mapped") as events:
         before = _bpf_map_mappings()
         with RingBuffer(events) as ring:
             added = _bpf_map_mappings() - before
@@ -219,7 +219,7 @@ def test_data_area_is_mapped_once():
 
 
 def test_ring_buffer_rejects_other_maps():
-    with create_map(MapType.ARRAY, 4, 4, 1, name="t_notring") as m:
+    with map_create(MapType.ARRAY, 4, 4, 1, name="t_notring") as m:
         with pytest.raises(ValueError):
             RingBuffer(m)
 
@@ -252,11 +252,11 @@ def test_tp_btf_with_btf_id_from_our_reader(events, ring):
 
 def _counter_program(counter, prog_type):
     program = count_own_calls()
-    return load_program(program.encode({"counter": counter.fileno()}), prog_type, name="t_count")
+    return prog_load(program.encode({"counter": counter.fileno()}), prog_type, name="t_count")
 
 
 def test_syscall_tracepoint_via_perf_event_set_bpf():
-    with create_map(MapType.ARRAY, 4, 8, 1, name="counter") as counter, _counter_program(
+    with map_create(MapType.ARRAY, 4, 8, 1, name="counter") as counter, _counter_program(
         counter, ProgType.TRACEPOINT
     ) as prog:
         with perf_event_open_tracepoint("syscalls", "sys_enter_getppid") as event:
@@ -272,7 +272,7 @@ def test_syscall_tracepoint_via_perf_event_set_bpf():
 
 
 def test_syscall_tracepoint_via_perf_link():
-    with create_map(MapType.ARRAY, 4, 8, 1, name="counter") as counter, _counter_program(
+    with map_create(MapType.ARRAY, 4, 8, 1, name="counter") as counter, _counter_program(
         counter, ProgType.TRACEPOINT
     ) as prog:
         with perf_event_open_tracepoint("syscalls", "sys_enter_getppid") as event:
@@ -287,7 +287,7 @@ def test_missing_tracepoint_is_not_supported():
     with pytest.raises(NotSupportedError) as exc:
         perf_event_open_tracepoint("syscalls", "sys_enter_no_such_call")
     assert "sys_enter_no_such_call" in str(exc.value)
-    with load_program(return_imm(0).encode(), ProgType.RAW_TRACEPOINT, name="t_raw") as prog:
+    with prog_load(return_imm(0).encode(), ProgType.RAW_TRACEPOINT, name="t_raw") as prog:
         with pytest.raises(NotSupportedError):
             raw_tracepoint_open(prog, "no_such_tracepoint")
 
@@ -296,7 +296,7 @@ def test_fentry_is_refused_with_a_clear_error_or_works():
     """On the CI machine fentry is refused (EPERM); where it works, it attaches."""
     func = vmlinux_btf().func_id(open_syscall_function().name.split(".")[0])
     try:
-        prog = load_program(
+        prog = prog_load(
             return_imm(0).encode(),
             ProgType.TRACING,
             name="t_fentry",
@@ -316,7 +316,7 @@ def test_fentry_is_refused_with_a_clear_error_or_works():
 
 def _count_opens_via(event_factory):
     symbol = open_syscall_function()
-    with create_map(MapType.ARRAY, 4, 8, 1, name="counter") as counter, _counter_program(
+    with map_create(MapType.ARRAY, 4, 8, 1, name="counter") as counter, _counter_program(
         counter, ProgType.KPROBE
     ) as prog:
         with event_factory(symbol.name) as event:
@@ -352,7 +352,7 @@ def test_wakeups_only_sleeps_through_quiet_records_and_wakes_on_request(events):
     from .programs import NR_GETPID, NR_GETPPID, sys_enter_submit_with_flags
 
     program = sys_enter_submit_with_flags()
-    with RingBuffer(events, wakeups_only=True) as ring, load_program(
+    with RingBuffer(events, wakeups_only=True) as ring, prog_load(
         program.encode({"events": events.fileno()}), ProgType.RAW_TRACEPOINT, name="t_wakeups", slot_sources=program.slot_sources()
     ) as prog, raw_tracepoint_open(prog, "sys_enter"):
         os.getpid()  # a record sent with BPF_RB_NO_WAKEUP
@@ -371,7 +371,7 @@ def test_level_triggered_wait_returns_while_data_is_pending(events, ring):
     from .programs import sys_enter_submit_with_flags
 
     program = sys_enter_submit_with_flags()
-    with load_program(
+    with prog_load(
         program.encode({"events": events.fileno()}), ProgType.RAW_TRACEPOINT, name="t_wakeups", slot_sources=program.slot_sources()
     ) as prog, raw_tracepoint_open(prog, "sys_enter"):
         os.getpid()

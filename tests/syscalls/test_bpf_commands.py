@@ -15,15 +15,16 @@ from openat.syscalls import (
     NotSupportedError,
     ProgType,
     VerifierError,
-    create_map,
+    map_create,
     enable_stats,
-    load_program,
+    prog_load,
     prog_get_fd_by_id,
     prog_ids,
+    possible_cpus,
+    prog_test_run,
     sanitize_name,
-    test_run,
 )
-from openat.syscalls import bpf as bpf_mod
+from openat.syscalls import attrs
 
 from openat.asm import R0, R1, Program
 
@@ -34,19 +35,19 @@ pytestmark = pytest.mark.usefixtures("root")
 
 def test_attr_layouts_match_uapi_header():
     # Offsets as compiled from linux/bpf.h with gcc (x86_64 and arm64 agree).
-    assert ctypes.sizeof(bpf_mod._MapCreateAttr) == 72
-    assert bpf_mod._MapCreateAttr.map_extra.offset == 64
-    assert bpf_mod._ProgLoadAttr.prog_name.offset == 48
-    assert bpf_mod._ProgLoadAttr.attach_btf_id.offset == 108
-    assert bpf_mod._ProgLoadAttr.core_relo_rec_size.offset == 136
-    assert bpf_mod._TestRunAttr.ctx_out.offset == 56
-    assert bpf_mod._TestRunAttr.batch_size.offset == 72
-    assert ctypes.sizeof(bpf_mod._ProgInfoStruct) == 232
-    assert bpf_mod._ProgInfoStruct.name.offset == 64
-    assert bpf_mod._ProgInfoStruct.run_time_ns.offset == 192
-    assert bpf_mod._ProgInfoStruct.attach_btf_id.offset == 224
-    assert ctypes.sizeof(bpf_mod._MapInfoStruct) == 88
-    assert ctypes.sizeof(bpf_mod._LinkInfoStruct) == 48
+    assert ctypes.sizeof(attrs.MapCreateAttr) == 72
+    assert attrs.MapCreateAttr.map_extra.offset == 64
+    assert attrs.ProgLoadAttr.prog_name.offset == 48
+    assert attrs.ProgLoadAttr.attach_btf_id.offset == 108
+    assert attrs.ProgLoadAttr.core_relo_rec_size.offset == 136
+    assert attrs.TestRunAttr.ctx_out.offset == 56
+    assert attrs.TestRunAttr.batch_size.offset == 72
+    assert ctypes.sizeof(attrs.ProgInfoStruct) == 232
+    assert attrs.ProgInfoStruct.name.offset == 64
+    assert attrs.ProgInfoStruct.run_time_ns.offset == 192
+    assert attrs.ProgInfoStruct.attach_btf_id.offset == 224
+    assert ctypes.sizeof(attrs.MapInfoStruct) == 88
+    assert ctypes.sizeof(attrs.LinkInfoStruct) == 48
 
 
 def test_sanitize_name():
@@ -56,7 +57,7 @@ def test_sanitize_name():
 
 
 def test_hash_map_roundtrip():
-    with create_map(MapType.HASH, 4, 8, 16, name="t_hash") as m:
+    with map_create(MapType.HASH, 4, 8, 16, name="t_hash") as m:
         assert m.lookup(1) is None
         m.update(1, (0x1122334455667788).to_bytes(8, "little"))
         m.update(2, 7)
@@ -78,14 +79,14 @@ def test_hash_map_roundtrip():
 
 
 def test_percpu_array_lookup_splits_per_cpu():
-    with create_map(MapType.PERCPU_ARRAY, 4, 8, 1, name="t_percpu") as m:
+    with map_create(MapType.PERCPU_ARRAY, 4, 8, 1, name="t_percpu") as m:
         values = m.lookup_percpu(0)
-        assert len(values) == bpf_mod.possible_cpus()
+        assert len(values) == possible_cpus()
         assert all(v == bytes(8) for v in values)
 
 
 def test_map_info_reports_name_and_geometry():
-    with create_map(MapType.ARRAY, 4, 16, 3, name="openat-map!") as m:
+    with map_create(MapType.ARRAY, 4, 16, 3, name="openat-map!") as m:
         info = m.info()
         assert info.name == "openat_map_"
         assert (info.type, info.key_size, info.value_size, info.max_entries) == (MapType.ARRAY, 4, 16, 3)
@@ -95,15 +96,15 @@ def test_map_info_reports_name_and_geometry():
 
 def test_map_create_errors_are_specific():
     with pytest.raises(BpfError) as exc:
-        create_map(MapType.ARRAY, 4, 0, 1, name="bad")  # zero value size
+        map_create(MapType.ARRAY, 4, 0, 1, name="bad")  # zero value size
     assert exc.value.errno == errno.EINVAL
     assert "BPF_MAP_CREATE" in str(exc.value) and "'bad'" in str(exc.value)
     with pytest.raises(NotSupportedError):
-        create_map(200, 4, 4, 1, name="future")
+        map_create(200, 4, 4, 1, name="future")
 
 
 def test_close_is_idempotent_and_context_manager_closes():
-    m = create_map(MapType.ARRAY, 4, 4, 1, name="t_close")
+    m = map_create(MapType.ARRAY, 4, 4, 1, name="t_close")
     fd = m.fileno()
     m.close()
     m.close()
@@ -115,8 +116,8 @@ def test_close_is_idempotent_and_context_manager_closes():
 
 
 def test_load_and_test_run_socket_filter():
-    with load_program(return_imm(42).encode(), ProgType.SOCKET_FILTER, name="t_ret42") as prog:
-        retval, data_out, duration = test_run(prog, data_in=bytes(range(64)), repeat=3)
+    with prog_load(return_imm(42).encode(), ProgType.SOCKET_FILTER, name="t_ret42") as prog:
+        retval, data_out, duration = prog_test_run(prog, data_in=bytes(range(64)), repeat=3)
         assert retval == 42
         # The packet comes back; the kernel clears the Ethernet header of
         # socket-filter runs, so only the payload after it is compared.
@@ -133,15 +134,15 @@ def test_test_run_raw_tracepoint_with_context():
     p = Program()
     p.ldxdw(R0, R1, 8)  # returns the second context word we pass in
     p.exit()
-    with load_program(p.encode(), ProgType.RAW_TRACEPOINT, name="t_ctx") as prog:
+    with prog_load(p.encode(), ProgType.RAW_TRACEPOINT, name="t_ctx") as prog:
         ctx = (1).to_bytes(8, "little") + (0x5A5A).to_bytes(8, "little")
         assert prog.test_run(ctx_in=ctx).retval == 0x5A5A
 
 
 def test_run_stats_counted_when_enabled():
-    with load_program(return_imm(0).encode(), ProgType.SOCKET_FILTER, name="t_stats") as prog:
+    with prog_load(return_imm(0).encode(), ProgType.SOCKET_FILTER, name="t_stats") as prog:
         with enable_stats():
-            test_run(prog, data_in=bytes(64), repeat=5)
+            prog_test_run(prog, data_in=bytes(64), repeat=5)
         info = prog.info()
         assert info.run_cnt == 5
         assert info.run_time_ns > 0
@@ -152,7 +153,7 @@ def test_verifier_error_is_annotated_with_python_sources():
     sources = program.slot_sources()
     assert sources[0].startswith("programs.py:")  # the DSL line that emitted r0 = r2
     with pytest.raises(VerifierError) as exc:
-        load_program(program.encode(), ProgType.SOCKET_FILTER, name="t_bad", slot_sources=sources)
+        prog_load(program.encode(), ProgType.SOCKET_FILTER, name="t_bad", slot_sources=sources)
     err = exc.value
     assert err.errno == errno.EACCES
     assert "R2 !read_ok" in err.log
@@ -164,7 +165,7 @@ def test_verifier_error_is_annotated_with_python_sources():
 
 def test_verifier_log_buffer_grows_until_complete():
     with pytest.raises(VerifierError) as exc:
-        load_program(uninitialised_read().encode(), ProgType.SOCKET_FILTER, name="t_grow", log_size=128)
+        prog_load(uninitialised_read().encode(), ProgType.SOCKET_FILTER, name="t_grow", log_size=128)
     err = exc.value
     # 128 bytes cannot hold the whole log: it only ends complete (first
     # instruction and the final statistics both present) if the loader grew
@@ -177,17 +178,17 @@ def test_verifier_log_buffer_grows_until_complete():
 
 
 def test_log_level_keeps_log_of_successful_load():
-    with load_program(return_imm(1).encode(), ProgType.SOCKET_FILTER, name="t_log", log_level=1) as prog:
+    with prog_load(return_imm(1).encode(), ProgType.SOCKET_FILTER, name="t_log", log_level=1) as prog:
         assert "processed 2 insns" in prog.verifier_log
 
 
 def test_bad_code_length_rejected_before_the_kernel():
     with pytest.raises(ValueError):
-        load_program(b"\x95" * 7, ProgType.SOCKET_FILTER, name="t_len")
+        prog_load(b"\x95" * 7, ProgType.SOCKET_FILTER, name="t_len")
 
 
 def test_prog_id_walk_finds_program_until_closed():
-    prog = load_program(return_imm(0).encode(), ProgType.SOCKET_FILTER, name="t_walk")
+    prog = prog_load(return_imm(0).encode(), ProgType.SOCKET_FILTER, name="t_walk")
     prog_id = prog.id
     assert prog_id in set(prog_ids())
     with prog_get_fd_by_id(prog_id) as again:
@@ -203,7 +204,7 @@ def test_prog_id_walk_finds_program_until_closed():
 def test_link_id_walk_and_fd_by_id():
     from openat.syscalls import link_get_fd_by_id, link_ids, raw_tracepoint_open
 
-    with load_program(return_imm(0).encode(), ProgType.RAW_TRACEPOINT, name="t_link") as prog:
+    with prog_load(return_imm(0).encode(), ProgType.RAW_TRACEPOINT, name="t_link") as prog:
         link = raw_tracepoint_open(prog, "sys_enter")
         info = link.info()
         assert info.prog_id == prog.id and info.tp_name == "sys_enter"
@@ -217,11 +218,11 @@ def test_link_id_walk_and_fd_by_id():
 def test_map_ids_of_a_program():
     from openat.syscalls import map_get_fd_by_id
 
-    with create_map(MapType.ARRAY, 4, 8, 1, name="counter") as counter:
+    with map_create(MapType.ARRAY, 4, 8, 1, name="counter") as counter:
         from .programs import count_own_calls
 
         program = count_own_calls()
-        with load_program(program.encode({"counter": counter.fileno()}), ProgType.RAW_TRACEPOINT, name="t_maps") as prog:
+        with prog_load(program.encode({"counter": counter.fileno()}), ProgType.RAW_TRACEPOINT, name="t_maps") as prog:
             assert prog.info().map_ids == (counter.id,)
             with map_get_fd_by_id(counter.id) as same:
                 assert (same.name, same.value_size) == ("counter", 8)
@@ -239,7 +240,7 @@ def test_unprivileged_process_gets_permission_error_naming_capabilities():
             os.setgid(65534)
             os.setuid(65534)
             try:
-                create_map(MapType.ARRAY, 4, 4, 1, name="t_unpriv").close()
+                map_create(MapType.ARRAY, 4, 4, 1, name="t_unpriv").close()
                 report = "CREATED"
             except PermissionDeniedError as exc:
                 report = f"{type(exc).__name__} {exc.errno} {exc}"

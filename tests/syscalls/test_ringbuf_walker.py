@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from openat.syscalls.constants import BPF_RINGBUF_BUSY_BIT, BPF_RINGBUF_DISCARD_BIT
+from openat.uapi import BPF_RINGBUF_BUSY_BIT, BPF_RINGBUF_DISCARD_BIT
 from openat.syscalls.ringbuf import PUBLISH_EVERY_BYTES, RecordWalker, RingBufferCorrupt, record_span
 
 

@@ -7,10 +7,10 @@ import os
 import pytest
 
 from openat.syscalls import BpfError, NotSupportedError
-from openat.syscalls import _libc
+from openat.syscalls import libc
 from openat.syscalls.kallsyms import find_symbol, lookup, open_syscall_function
-from openat.syscalls.perf import kprobe_event_definition, kprobe_event_name, kprobe_pmu_retprobe_bit, kprobe_pmu_type
-from openat.syscalls.tracefs import _tracefs_mounts, ensure_tracefs, find_tracefs, mount_tracefs, tracepoint_exists, tracepoint_id
+from openat.syscalls.perf import kprobe_pmu_retprobe_bit, kprobe_pmu_type
+from openat.syscalls.tracefs import _tracefs_mounts, kprobe_event_definition, kprobe_event_name, ensure_tracefs, find_tracefs, mount_tracefs, tracepoint_exists, tracepoint_id
 
 SYNTHETIC_KALLSYMS = """\
 ffffffff81000000 T _stext
@@ -101,7 +101,7 @@ def test_mount_tracefs_for_real_in_a_scratch_directory(tmp_path):
         assert tracepoint_exists("syscalls", "sys_enter_openat", tracefs=str(target))
         assert tracepoint_id("syscalls", "sys_enter_openat", tracefs=str(target)) > 0
     finally:
-        _libc.umount(str(target))
+        libc.umount(str(target))
 
 
 @pytest.mark.usefixtures("root")

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from openat.doctor import attach_support
+from openat.tracer.doctor import attach_support
 
 
 def test_doctor_reports_this_kernel():

@@ -83,7 +83,7 @@ HOSTILE_NAMES = [
 
 
 def test_hostile_names_cannot_forge_lines(run_tracer, opener, tmp_path, marker):
-    from openat.output import unescape
+    from openat.tracer.output import unescape
 
     tracer = run_tracer()
     for index, hostile in enumerate(HOSTILE_NAMES):
@@ -125,7 +125,7 @@ CLEANUP_CASES = [
 
 @pytest.mark.parametrize("sig,args", CLEANUP_CASES)
 def test_signal_detaches_everything_and_reports_lost(run_tracer, sig, args):
-    from openat.doctor import attach_support
+    from openat.tracer.doctor import attach_support
 
     if args:
         usable, reason = attach_support("kprobe", "tracefs")
@@ -179,7 +179,7 @@ ATTACH_CASES = [
 @pytest.mark.parametrize("mode,kprobe_interface", ATTACH_CASES)
 def test_each_attach_point_reports_opens(run_tracer, opener, tmp_path, marker, mode, kprobe_interface):
     """openat, openat2 and a failed open, through one tracer per attach point."""
-    from openat.doctor import attach_support
+    from openat.tracer.doctor import attach_support
 
     usable, reason = attach_support(mode, kprobe_interface)
     if not usable:

@@ -4,9 +4,9 @@ import os
 
 import pytest
 
-from openat.flags import FlagError, describe_flags, flag_bits, parse_flag_filter
-from openat.paths import full_path, resolve
-from openat.records import KIND_COMPLETE, OpenEvent
+from openat.tracer.flags import FlagError, describe_flags, flag_bits, parse_flag_filter
+from openat.tracer.paths import full_path, resolve
+from openat.tracer.records import KIND_COMPLETE, OpenEvent
 
 
 def test_access_modes_are_values_not_bits():

@@ -13,10 +13,10 @@ import time
 
 import pytest
 
-import openat.tracer as tracer_module
-from openat.probe import ProbeOptions
-from openat.records import decode_event
-from openat.tracer import Tracer, open_btf
+import openat.tracer.attach as tracer_module
+from openat.tracer.probe import ProbeOptions
+from openat.tracer.records import decode_event
+from openat.tracer.attach import Tracer, open_btf
 
 from .conftest import EVENT_TIMEOUT_S, need_root
 

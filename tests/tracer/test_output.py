@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from openat.output import TIMESTAMP_MODES, Clock, JsonFormatter, TextFormatter, escape, format_return, unescape
-from openat.records import KIND_COMPLETE, KIND_ENTRY, OpenEvent, encode_event, field_offset
+from openat.tracer.output import TIMESTAMP_MODES, Clock, JsonFormatter, TextFormatter, escape, format_return, unescape
+from openat.tracer.records import KIND_COMPLETE, KIND_ENTRY, OpenEvent, encode_event, field_offset
 
 LINE = re.compile(
     r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ pid=\d+ uid=\d+ flags=0x[0-9a-f]+ comm=\S* file=\S*( ret=\S+)?$"
@@ -128,7 +128,7 @@ def test_unknown_timestamp_mode():
     unreadable=st.booleans(),
 )
 def test_record_fast_path_equals_event_path(name, comm, ret, flags, truncated, unreadable):
-    from openat.records import decode_event, encode_event
+    from openat.tracer.records import decode_event, encode_event
 
     original = event(name.replace(b"\0", b""), comm=comm, ret=ret, flags=flags, truncated=truncated and not unreadable,
                      read_error=-14 if unreadable else None)

@@ -3,8 +3,8 @@
 import pytest
 
 from openat.asm import disassemble
-from openat.probe import ATTACH_MODES, Filters, ProbeOptions, build_probe
-from openat.tracer import discover_layout
+from openat.tracer.probe import ATTACH_MODES, Filters, ProbeOptions, build_probe
+from openat.tracer.kernel_layout import discover_layout
 
 FIELDS = {
     f"sys_{side}_{name}": ({"dfd": 16, "filename": 24, "flags": 32, "how": 32} if side == "enter" else {"ret": 16})

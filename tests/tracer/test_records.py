@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from openat import schema
-from openat.records import (
+from openat.tracer import schema
+from openat.tracer.records import (
     HEADER_SIZE,
     HEADER_STRUCT,
     KIND_COMPLETE,
@@ -17,7 +17,7 @@ from openat.records import (
     encode_event,
     field_offset,
 )
-from openat.schema import EVENT_HEADER, INFLIGHT
+from openat.tracer.schema import EVENT_HEADER, INFLIGHT
 
 
 def make_event(**changes) -> OpenEvent:
@@ -52,14 +52,14 @@ def test_derived_decoder_matches_construct_definition():
 
 
 def test_generated_layout_is_current():
-    """openat/_layout.py is what ``python -m openat.schema`` makes of the definitions now."""
-    assert schema.LAYOUT_FILE.read_text() == schema.render_layout(), "stale: run python -m openat.schema"
+    """openat/_layout.py is what ``python -m openat.tracer.schema`` makes of the definitions now."""
+    assert schema.LAYOUT_FILE.read_text() == schema.render_layout(), "stale: run python -m openat.tracer.schema"
     assert schema.main(["--check"]) == 0
 
 
 def test_layout_offsets_match_construct():
     """Offsets from the generated file equal what construct builds."""
-    from openat._layout import INFLIGHT_OFFSETS, INFLIGHT_SIZE
+    from openat.tracer._layout import INFLIGHT_OFFSETS, INFLIGHT_SIZE
 
     assert INFLIGHT_SIZE == INFLIGHT.sizeof()
     raw = INFLIGHT.build(dict(filename_ptr=1, flags=2, timestamp_ns=3, dfd=-4, syscall=5))
@@ -82,9 +82,9 @@ def test_tracing_never_imports_construct():
     """construct costs ~7 MB of RSS: the tracer's whole run-time path goes without it."""
     code = (
         "import sys\n"
-        "import openat.cli, openat.tracer, openat.output, openat.records, openat.probe, openat.paths\n"
-        "from openat.syscalls.btf import vmlinux_btf\n"
-        "from openat.tracer import discover_layout, open_btf\n"
+        "import openat.tracer.cli, openat.tracer.attach, openat.tracer.output, openat.tracer.records, openat.tracer.probe, openat.tracer.paths\n"
+        "from openat.tracer.attach import open_btf\n"
+        "from openat.tracer.kernel_layout import discover_layout\n"
         "discover_layout(None, open_btf())\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'construct'))\n"
     )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import openat.tracer
-from openat import cli
+import openat.tracer.attach
+from openat.tracer import cli
 
 
 class FakeTracer:
@@ -49,7 +49,7 @@ class Clock:
 def run_cli(monkeypatch, args: list[str]) -> list[int]:
     Clock.now = Clock.started
     FakeTracer.instances.clear()
-    monkeypatch.setattr(openat.tracer, "Tracer", FakeTracer)
+    monkeypatch.setattr(openat.tracer.attach, "Tracer", FakeTracer)
     monkeypatch.setattr(cli.time, "monotonic", Clock.monotonic)
     assert cli.main(args) == cli.EXIT_OK
     return FakeTracer.instances[0].timeouts
@@ -74,9 +74,9 @@ def test_tracer_path_does_not_import_what_it_does_not_use():
     # The text assembler, disassembler, difflib and subprocess cost start-up
     # and the tracer never needs them; a stray eager import would bring them back.
     code = (
-        "import sys, openat.cli, openat.tracer, openat.paths, openat.syscalls.errors\n"
+        "import sys, openat.tracer.cli, openat.tracer.attach, openat.tracer.paths, openat.syscalls.errors\n"
         "banned = ['openat.asm.text', 'openat.asm.disasm', 'openat.asm.sequences', 'difflib', 'subprocess',"
-        " 'openat.syscalls.kallsyms', 'openat.syscalls.probes', 'openat.syscalls._info']\n"
+        " 'openat.syscalls.kallsyms', 'dataclasses', 'ast']\n"
         "print(' '.join(m for m in banned if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -98,7 +98,7 @@ class BurstTracer(FakeTracer):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
-        from openat.records import KIND_COMPLETE, OpenEvent, encode_event
+        from openat.tracer.records import KIND_COMPLETE, OpenEvent, encode_event
 
         self.waiting = int(cli.OUTPUT_CHUNK_LINES * 2.5)
         self.record = encode_event(OpenEvent(0, 1, 1, 0, 0, 0, 3, -100, 2, b"burst", b"/burst", False, None, KIND_COMPLETE))
@@ -116,7 +116,7 @@ class BurstTracer(FakeTracer):
 def test_a_burst_drains_in_chunks_without_waiting_between_them(monkeypatch, capsys):
     Clock.now = Clock.started
     FakeTracer.instances.clear()
-    monkeypatch.setattr(openat.tracer, "Tracer", BurstTracer)
+    monkeypatch.setattr(openat.tracer.attach, "Tracer", BurstTracer)
     monkeypatch.setattr(cli.time, "monotonic", Clock.monotonic)
     assert cli.main(["--timestamp", "none"]) == cli.EXIT_OK
     timeouts = FakeTracer.instances[0].timeouts

@@ -8,9 +8,9 @@ import pytest
 
 import functools
 
-from openat import doctor
-from openat.probe import ATTACH_MODES, Filters, ProbeOptions
-from openat.tracer import Tracer
+from openat.tracer import doctor
+from openat.tracer.probe import ATTACH_MODES, Filters, ProbeOptions
+from openat.tracer.attach import Tracer
 
 from .conftest import cgroup2_root, need_root
 

@@ -7,10 +7,10 @@ import tempfile
 
 import pytest
 
-from openat.probe import Filters, ProbeOptions
-from openat.records import HEADER_SIZE
-from openat.syscalls.constants import BPF_RINGBUF_HDR_SZ
-from openat.tracer import Tracer
+from openat.tracer.probe import Filters, ProbeOptions
+from openat.tracer.records import HEADER_SIZE
+from openat.uapi import BPF_RINGBUF_HDR_SZ
+from openat.tracer.attach import Tracer
 
 from .conftest import need_root
 

@@ -2,18 +2,30 @@
 
 ``Tracer`` owns every kernel object it makes (maps, programs, links, perf
 events, tracefs kprobes) and releases all of them in ``close()``, which the
-CLI calls on exit, Ctrl-C and SIGTERM.
+CLI calls on exit, Ctrl-C and SIGTERM. Attaching is :mod:`openat.link`'s
+job; what is decided here is the order of attach points to try, and what a
+kernel that refuses one is told.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import platform
-import re
 import struct
-from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
+from typing import Callable, Dict, List, NamedTuple, Optional
 
+from ..btf import Btf
+from ..link import kprobe, raw_tracepoint, tracepoint, tracing
+from ..syscalls import features
+from ..syscalls.btf import vmlinux_btf
+from ..syscalls.errors import BpfError, NotSupportedError, PermissionDeniedError, VerifierError
+from ..syscalls.maps import MapFd, map_create
+from ..syscalls.programs import prog_load
+from ..syscalls.ringbuf import RingBuffer
+from ..syscalls.tracefs import ensure_tracefs, find_tracefs
+from ..uapi import MapType
+from ._layout import INFLIGHT_SIZE
+from .kernel_layout import discover_layout
 from .probe import (
     ATTACH_MODES,
     CGROUP_MAP,
@@ -23,44 +35,19 @@ from .probe import (
     INFLIGHT_MAP,
     LOST_MAP,
     SCRATCH_MAP,
-    KernelLayout,
     ProbeOptions,
     ProbeProgram,
-    TaskLayout,
     build_probe,
     scratch_value_size,
 )
-from ._layout import INFLIGHT_SIZE
 from .records import OpenEvent, decode_event
-from .syscalls import (
-    AttachType,
-    BpfError,
-    MapType,
-    NotSupportedError,
-    PermissionDeniedError,
-    ProgType,
-    VerifierError,
-    load_program,
-    map_create,
-    raw_tracepoint_open,
-)
-from .syscalls.btf import Btf, BtfError, BtfKind, return_value_offset, syscall_arg_offsets, vmlinux_btf
-from .syscalls.perf import (
-    kprobe_events_available,
-    kprobe_pmu_type,
-    perf_event_open_kprobe,
-    perf_event_open_kprobe_legacy,
-    perf_event_open_tracepoint,
-)
-from .syscalls.ringbuf import RingBuffer
-from .syscalls.tracefs import ensure_tracefs, find_tracefs
+
+__all__ = ["Attempt", "OPEN_FUNCTIONS", "Tracer", "TracerError", "dump_probe", "open_btf"]
 
 Report = Callable[[str], None]
 
-KPROBE_INTERFACES = ("auto", "pmu", "tracefs")
-
 # The function every open goes through since Linux 5.6 (do_sys_open before).
-OPEN_FUNCTIONS = ("do_sys_openat2", "do_sys_open")
+OPEN_FUNCTIONS = features.OPEN_FUNCTIONS
 
 
 class TracerError(Exception):
@@ -74,95 +61,9 @@ class Attempt(NamedTuple):
     error: Optional[str] = None  # None: it worked
 
 
-# ------------------------------------------------------------ kernel discovery
-
-_FORMAT_FIELD = re.compile(r"field:[^;]*?(\w+)(?:\[\d*\])?;\s*offset:(\d+);")
-
-
-def parse_tracepoint_format(text: str) -> Dict[str, int]:
-    """Field name → offset from a tracefs ``format`` file."""
-    return {name: int(offset) for name, offset in _FORMAT_FIELD.findall(text)}
-
-
-def read_tracepoint_fields(names: Sequence[str], tracefs: Optional[str]) -> Dict[str, Dict[str, int]]:
-    """Fields of each ``syscalls/<name>`` tracepoint that exists."""
-    fields: Dict[str, Dict[str, int]] = {}
-    if tracefs is None:
-        return fields
-    for name in names:
-        try:
-            with open(os.path.join(tracefs, "events", "syscalls", name, "format")) as f:
-                fields[name] = parse_tracepoint_format(f.read())
-        except OSError:
-            continue
-    return fields
-
-
-TRACEPOINT_EVENTS = tuple(
-    f"sys_{side}_{name}" for name in ("open", "openat", "openat2") for side in ("enter", "exit")
-)
-
-
-# The register holding the syscall number at sys_exit.
-_SYSCALL_NR_REGISTER = {"x86_64": "orig_ax", "aarch64": "syscallno"}
-_SYSCALL_NR_FALLBACK = {"x86_64": 120, "aarch64": 280}
-# arm64 returns the result in x0; the first argument survives in orig_x0.
-_ORIG_X0_FALLBACK = 272
-
-
-def discover_layout(tracefs: Optional[str] = None, btf: Optional[Btf] = None, machine: Optional[str] = None) -> KernelLayout:
-    """Register offsets from BTF when given, else from the built-in tables.
-
-    ``machine`` other than this one (for ``--dump`` of another machine's
-    probe, and for tests) always uses the tables.
-    """
-    machine = machine or platform.machine()
-    if machine not in _SYSCALL_NR_REGISTER:
-        raise TracerError(f"unsupported machine {machine!r}: openat knows x86_64 and aarch64")
-    if machine != platform.machine():
-        btf = None
-    use_btf = btf is not None
-    try:
-        args = syscall_arg_offsets(3, arch=machine, btf=btf, use_btf=use_btf)
-        ret = return_value_offset(arch=machine, btf=btf, use_btf=use_btf)
-        if use_btf:
-            nr = btf.member_offset("pt_regs", _SYSCALL_NR_REGISTER[machine])
-            how_flags = btf.member_offset("open_how", "flags")
-            first_at_exit = btf.member_offset("pt_regs", "orig_x0") if machine == "aarch64" else args[0]
-            task = TaskLayout(
-                pid=btf.member_offset("task_struct", "pid"),
-                tgid=btf.member_offset("task_struct", "tgid"),
-                comm=btf.member_offset("task_struct", "comm"),
-                cred=btf.member_offset("task_struct", "cred"),
-                uid=btf.member_offset("cred", "uid"),
-                gid=btf.member_offset("cred", "gid"),
-            )
-        else:
-            task = None
-            nr, how_flags = _SYSCALL_NR_FALLBACK[machine], 0
-            first_at_exit = _ORIG_X0_FALLBACK if machine == "aarch64" else args[0]
-    except BtfError:
-        if not use_btf:
-            raise
-        return discover_layout(tracefs, None, machine)  # odd BTF: the tables still hold
-    return KernelLayout(
-        machine=machine,
-        arg_offsets=tuple(args),
-        return_offset=ret,
-        syscall_nr_offset=nr,
-        open_how_flags_offset=how_flags,
-        exit_arg_offsets=(first_at_exit, args[1], args[2]),
-        tracepoint_fields=read_tracepoint_fields(TRACEPOINT_EVENTS, tracefs),
-        task=task,
-    )
-
-
 def open_btf() -> Optional[Btf]:
     """The kernel's BTF, or None when the kernel does not expose it."""
-    try:
-        return vmlinux_btf()
-    except (OSError, BtfError):
-        return None
+    return vmlinux_btf() if features.btf() else None
 
 
 # ------------------------------------------------------------ the tracer
@@ -188,8 +89,8 @@ class Tracer:
         """``kprobe_interface``: how kprobes are made: ``pmu`` (the perf
         kprobe PMU), ``tracefs`` (legacy kprobe_events, removed on close) or
         ``auto`` (the PMU, else tracefs)."""
-        if kprobe_interface not in KPROBE_INTERFACES:
-            raise TracerError(f"unknown kprobe interface {kprobe_interface!r}; choose one of {', '.join(KPROBE_INTERFACES)}")
+        if kprobe_interface not in kprobe.INTERFACES:
+            raise TracerError(f"unknown kprobe interface {kprobe_interface!r}; choose one of {', '.join(kprobe.INTERFACES)}")
         self.kprobe_interface = kprobe_interface
         if attach != "auto" and attach not in ATTACH_MODES:
             raise TracerError(f"unknown attach point {attach!r}; choose auto or one of {', '.join(ATTACH_MODES)}")
@@ -202,7 +103,7 @@ class Tracer:
         self.attempts: List[Attempt] = []
         self.programs: List[ProbeProgram] = []
         self._owned: List[object] = []  # closed in reverse order
-        self._maps: Dict[str, object] = {}
+        self._maps: Dict[str, MapFd] = {}
         self._ring: Optional[RingBuffer] = None
         self._btf: Optional[Btf] = None
 
@@ -242,7 +143,10 @@ class Tracer:
         self._create_maps()
         tracefs = _tracefs_or_none()
         self._btf = open_btf()
-        self.layout = discover_layout(tracefs, self._btf)
+        try:
+            self.layout = discover_layout(tracefs, self._btf, task_btf=bool(features.task_btf_helper()))
+        except ValueError as error:  # a machine openat has no tables for
+            raise TracerError(str(error)) from None
         modes = ATTACH_MODES if self.attach == "auto" else (self.attach,)
         for mode in modes:
             mark = len(self._owned)
@@ -295,13 +199,13 @@ class Tracer:
             cgroups.update(0, self.cgroup_fd)
 
     def map_fds(self) -> Dict[str, int]:
-        return {name: map_fd.fileno() for name, map_fd in self._maps.items()}  # type: ignore[attr-defined]
+        return {name: map_fd.fileno() for name, map_fd in self._maps.items()}
 
     def _attach(self, mode: str) -> None:
         # The target first: when the kernel lacks it, the mode is skipped
         # without building programs it cannot load (start-up time).
         if mode == "kprobe":
-            self._require_kprobes()
+            self._require(features.kprobes(), "kprobe")
             function = self._open_function()  # kallsyms: the name may carry a suffix
         elif mode == "fentry":
             function = self._open_function_in_btf()
@@ -318,38 +222,27 @@ class Tracer:
             self.programs.append(probe)
 
     def _load_and_attach(self, probe: ProbeProgram, code: bytes) -> None:
-        load = dict(name=probe.name, slot_sources=probe.program.slot_sources())
+        options = dict(name=probe.name, slot_sources=probe.program.slot_sources())
         kind, target = probe.kind, probe.target
         if kind in ("kprobe", "kretprobe"):
-            event = self._own(self._kprobe_event(target, retprobe=kind == "kretprobe"))
-            prog = self._own(load_program(code, ProgType.KPROBE, **load))
-            event.attach_bpf(prog)
-        elif kind == "fexit":
-            btf_id = self._btf_id(target, BtfKind.FUNC)
-            prog = self._own(
-                load_program(code, ProgType.TRACING, expected_attach_type=AttachType.TRACE_FEXIT, attach_btf_id=btf_id, **load)
-            )
-            self._own(raw_tracepoint_open(prog, None))
-        elif kind == "tp_btf":
-            btf_id = self._btf_id(f"btf_trace_{target}", BtfKind.TYPEDEF)
-            prog = self._own(
-                load_program(code, ProgType.TRACING, expected_attach_type=AttachType.TRACE_RAW_TP, attach_btf_id=btf_id, **load)
-            )
-            self._own(raw_tracepoint_open(prog, None))
+            prog = self._own(prog_load(code, kprobe.KPROBE_PROG_TYPE, **options))
+            self._own(kprobe.attach(prog, target, retprobe=kind == "kretprobe", interface=self.kprobe_interface, report=self.report))
+        elif kind in ("fexit", "tp_btf"):
+            prog = self._own(tracing.load(code, kind, target, btf=self._kernel_btf(), **options))
+            self._own(tracing.attach(prog, f"{kind} {target}"))
         elif kind == "raw_tp":
-            prog = self._own(load_program(code, ProgType.RAW_TRACEPOINT, **load))
-            self._own(raw_tracepoint_open(prog, target))
+            prog = self._own(prog_load(code, raw_tracepoint.RAW_TRACEPOINT_PROG_TYPE, **options))
+            self._own(raw_tracepoint.attach(prog, target))
         elif kind == "tracepoint":
             category, name = target.split("/")
-            event = self._own(perf_event_open_tracepoint(category, name))
-            prog = self._own(load_program(code, ProgType.TRACEPOINT, **load))
-            event.attach_bpf(prog)
+            prog = self._own(prog_load(code, tracepoint.TRACEPOINT_PROG_TYPE, **options))
+            self._own(tracepoint.attach(prog, category, name))
         else:
             raise TracerError(f"unknown program kind {kind!r}")
 
     def _open_function(self) -> str:
         """do_sys_openat2 (or do_sys_open), as kallsyms spells it here."""
-        from .syscalls.kallsyms import find_symbol  # kprobe mode only: not imported at start-up
+        from ..syscalls.kallsyms import find_symbol  # kprobe mode only: not imported at start-up
 
         for name in OPEN_FUNCTIONS:
             symbol = find_symbol(name)
@@ -359,45 +252,25 @@ class Tracer:
 
     def _open_function_in_btf(self) -> str:
         """do_sys_openat2 (or do_sys_open), as BTF names it: fentry's target."""
+        btf = self._kernel_btf()
         for name in OPEN_FUNCTIONS:
             try:
-                self._btf_id(name, BtfKind.FUNC)
+                tracing.target_btf_id("fexit", name, btf)
                 return name
             except NotSupportedError as error:
                 missing = error
         raise missing
 
-    def _require_kprobes(self) -> None:
-        """Fail fast, before reading kallsyms, when the kernel has no kprobes at all."""
-        if kprobe_pmu_type() is None and not kprobe_events_available():
-            raise NotSupportedError(
-                errno.ENOENT,
-                "kprobe",
-                "no kprobe PMU and no tracefs kprobe_events (kernel without CONFIG_KPROBES?)",
-            )
+    @staticmethod
+    def _require(feature: features.Feature, what: str) -> None:
+        """Fail fast, before any lookup or load, when the kernel lacks ``feature``."""
+        if not feature:
+            raise NotSupportedError(errno.ENOENT, what, feature.reason)
 
-    def _kprobe_event(self, symbol: str, retprobe: bool):
-        if self.kprobe_interface == "tracefs":
-            return perf_event_open_kprobe_legacy(symbol, retprobe=retprobe)
-        try:
-            return perf_event_open_kprobe(symbol, retprobe=retprobe)
-        except NotSupportedError as pmu_error:
-            if self.kprobe_interface == "pmu":
-                raise
-            if not kprobe_events_available():
-                raise NotSupportedError(
-                    pmu_error.errno, "kprobe", f"{pmu_error}; no tracefs kprobe_events either"
-                ) from None
-            self.report(f"kprobe PMU unusable ({_one_line(pmu_error)}); using tracefs kprobe_events")
-            return perf_event_open_kprobe_legacy(symbol, retprobe=retprobe)
-
-    def _btf_id(self, name: str, kind: BtfKind) -> int:
+    def _kernel_btf(self) -> Btf:
         if self._btf is None:
             raise NotSupportedError(errno.ENOENT, "BTF", "the kernel exposes no BTF (/sys/kernel/btf/vmlinux)")
-        try:
-            return self._btf.find(name, kind)
-        except BtfError:
-            raise NotSupportedError(errno.ENOENT, "BTF", f"no BTF {kind.name.lower()} {name!r} in vmlinux") from None
+        return self._btf
 
     # -- running
 
@@ -442,7 +315,7 @@ class Tracer:
         if lost is None:
             return 0
         try:
-            value = lost.lookup(0)  # type: ignore[attr-defined]
+            value = lost.lookup(0)
         except BpfError:
             return 0
         return struct.unpack("<Q", value)[0] if value else 0
@@ -483,3 +356,4 @@ def dump_probe(attach: str, options: ProbeOptions) -> str:
                        f"({len(probe.program.instructions)} instructions)")
             out.append(probe.program.listing())
     return "\n".join(out) + "\n"
+

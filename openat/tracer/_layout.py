@@ -1,7 +1,7 @@
 """Record layouts for the tracer's run-time path. GENERATED: do not edit.
 
-Made by ``python -m openat.schema`` from the construct definitions in
-openat/schema.py; tests/tracer/test_records.py fails when it is stale.
+Made by ``python -m openat.tracer.schema`` from the construct definitions in
+openat/tracer/schema.py; tests/tracer/test_records.py fails when it is stale.
 """
 
 EVENT_FORMAT = '<QIIIIQqiI16siI'

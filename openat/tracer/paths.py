@@ -21,9 +21,8 @@ from __future__ import annotations
 import os
 from typing import Optional
 
+from ..uapi import AT_FDCWD
 from .records import OpenEvent
-
-AT_FDCWD = -100
 
 
 def resolve(event: OpenEvent, proc: str = "/proc") -> Optional[bytes]:

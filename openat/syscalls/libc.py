@@ -10,11 +10,11 @@ from __future__ import annotations
 import ctypes
 import mmap
 import os
-import platform
 import weakref
 
+from ..arch import UnsupportedMachine, arch
+
 __all__ = [
-    "ARCH",
     "MappedFile",
     "NR_BPF",
     "NR_PERF_EVENT_OPEN",
@@ -26,19 +26,12 @@ __all__ = [
     "umount",
 ]
 
-# Syscall numbers differ per architecture; these are the only two we need.
-_SYSCALL_NUMBERS = {
-    "x86_64": {"bpf": 321, "perf_event_open": 298},
-    "aarch64": {"bpf": 280, "perf_event_open": 241},
-}
-
-_machine = platform.machine()
-ARCH = {"amd64": "x86_64", "arm64": "aarch64"}.get(_machine, _machine)
 try:
-    NR_BPF = _SYSCALL_NUMBERS[ARCH]["bpf"]
-    NR_PERF_EVENT_OPEN = _SYSCALL_NUMBERS[ARCH]["perf_event_open"]
-except KeyError:  # pragma: no cover - only reached on unsupported machines
-    NR_BPF = NR_PERF_EVENT_OPEN = -1
+    _SYSCALLS = arch().syscalls
+except UnsupportedMachine:  # pragma: no cover - only reached on unsupported machines
+    _SYSCALLS = {}
+NR_BPF = _SYSCALLS.get("bpf", -1)
+NR_PERF_EVENT_OPEN = _SYSCALLS.get("perf_event_open", -1)
 
 
 def _load_libc() -> ctypes.CDLL:
@@ -87,7 +80,7 @@ _memmem.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_
 def syscall(number: int, *args: int | ctypes._SimpleCData | ctypes._Pointer) -> tuple[int, int]:
     """Call syscall(2); return ``(result, errno)`` where errno is 0 on success."""
     if number < 0:
-        raise OSError(38, f"syscall not available on {_machine}")  # ENOSYS
+        raise OSError(38, f"syscall not available on {os.uname().machine}")  # ENOSYS
     converted = [ctypes.c_long(a) if isinstance(a, int) else a for a in args]
     result = _syscall(ctypes.c_long(number), *converted)
     if result < 0:

@@ -9,10 +9,10 @@ These definitions are the single source of truth, but the tracer does not
 import this module while it runs: importing ``construct`` costs about 7 MB
 of resident memory and 20 ms of start-up, a third of the tracer's memory
 budget. What the tracer needs from them (``struct`` formats, sizes, field
-offsets) is generated into ``openat/_layout.py`` by::
+offsets) is generated into ``openat/tracer/_layout.py`` by::
 
-    python -m openat.schema          # rewrite openat/_layout.py
-    python -m openat.schema --check  # exit 1 if it is stale
+    python -m openat.tracer.schema          # rewrite openat/tracer/_layout.py
+    python -m openat.tracer.schema --check  # exit 1 if it is stale
 
 and ``tests/tracer/test_records.py`` fails when the generated file does not
 match these definitions, so the two cannot drift apart.
@@ -87,12 +87,12 @@ def offsets(definition: Struct) -> Dict[str, int]:
 
 
 def render_layout() -> str:
-    """The source of ``openat/_layout.py`` for the current definitions."""
+    """The source of ``openat/tracer/_layout.py`` for the current definitions."""
     lines: List[str] = [
         '"""Record layouts for the tracer\'s run-time path. GENERATED: do not edit.',
         "",
-        "Made by ``python -m openat.schema`` from the construct definitions in",
-        "openat/schema.py; tests/tracer/test_records.py fails when it is stale.",
+        "Made by ``python -m openat.tracer.schema`` from the construct definitions in",
+        "openat/tracer/schema.py; tests/tracer/test_records.py fails when it is stale.",
         '"""',
         "",
     ]
@@ -109,15 +109,15 @@ def render_layout() -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``python -m openat.schema [--check]``: write (or check) openat/_layout.py."""
-    parser = argparse.ArgumentParser(prog="python -m openat.schema", description=main.__doc__)
-    parser.add_argument("--check", action="store_true", help="exit 1 if openat/_layout.py is stale; write nothing")
+    """``python -m openat.tracer.schema [--check]``: write (or check) openat/tracer/_layout.py."""
+    parser = argparse.ArgumentParser(prog="python -m openat.tracer.schema", description=main.__doc__)
+    parser.add_argument("--check", action="store_true", help="exit 1 if openat/tracer/_layout.py is stale; write nothing")
     args = parser.parse_args(argv)
     wanted = render_layout()
     current = LAYOUT_FILE.read_text() if LAYOUT_FILE.exists() else None
     if args.check:
         if current != wanted:
-            print(f"{LAYOUT_FILE} is stale: run python -m openat.schema", file=sys.stderr)
+            print(f"{LAYOUT_FILE} is stale: run python -m openat.tracer.schema", file=sys.stderr)
             return 1
         return 0
     if current != wanted:

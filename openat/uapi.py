@@ -1,8 +1,12 @@
-"""Constants of the bpf(2) and perf_event_open(2) ABI.
+"""Constants of the kernel's user-space ABI that BPF programs and their loaders share.
 
-Copied from linux/bpf.h and linux/perf_event.h (uapi, stable ABI) so nothing
-parses headers at run time. Enums are IntEnum so error messages can name them
-while callers may still pass plain ints.
+Copied from linux/bpf.h, linux/perf_event.h and linux/fcntl.h (uapi, a stable
+ABI) so nothing parses headers at run time. Every layer may import this module:
+it is pure (no syscalls, any OS). What differs between machines (syscall
+numbers, ``pt_regs``, open flag bits) is in :mod:`openat.arch` instead.
+
+Enums are IntEnum so messages can name a value while callers may still pass
+plain ints; :func:`enum_name` names a value that may be outside the enum.
 """
 
 from __future__ import annotations
@@ -39,6 +43,14 @@ BPF_RINGBUF_BUSY_BIT = 1 << 31
 BPF_RINGBUF_DISCARD_BIT = 1 << 30
 BPF_RINGBUF_HDR_SZ = 8
 
+# Flags of bpf_ringbuf_output/submit/discard, and bpf_ringbuf_query's selectors.
+BPF_RB_NO_WAKEUP = 1 << 0
+BPF_RB_FORCE_WAKEUP = 1 << 1
+BPF_RB_AVAIL_DATA = 0
+BPF_RB_RING_SIZE = 1
+BPF_RB_CONS_POS = 2
+BPF_RB_PROD_POS = 3
+
 # perf_event_open
 PERF_TYPE_TRACEPOINT = 2
 PERF_SAMPLE_RAW = 1 << 10
@@ -46,6 +58,21 @@ PERF_FLAG_FD_CLOEXEC = 1 << 3
 PERF_EVENT_IOC_ENABLE = 0x2400
 PERF_EVENT_IOC_DISABLE = 0x2401
 PERF_EVENT_IOC_SET_BPF = 0x40042408  # _IOW('$', 8, __u32)
+
+# linux/fcntl.h: the directory fd that means "the current directory", and the
+# access-mode bits of the open flags (O_RDONLY 0, O_WRONLY 1, O_RDWR 2).
+AT_FDCWD = -100
+O_ACCMODE = 0o3
+# linux/openat2.h: struct open_how {u64 flags; u64 mode; u64 resolve}
+OPEN_HOW_FLAGS_OFFSET = 0
+
+
+def enum_name(enum_class: type[IntEnum], value: int) -> str:
+    """``value``'s member name in lower case (``"ringbuf"``), or the number for a value it lacks."""
+    try:
+        return enum_class(value).name.lower()
+    except ValueError:
+        return str(value)
 
 
 class Cmd(IntEnum):
@@ -124,6 +151,8 @@ class MapType(IntEnum):
     TASK_STORAGE = 29
     BLOOM_FILTER = 30
     USER_RINGBUF = 31
+    CGRP_STORAGE = 32
+    ARENA = 33
 
 
 class ProgType(IntEnum):
@@ -161,6 +190,7 @@ class ProgType(IntEnum):
     LSM = 29
     SK_LOOKUP = 30
     SYSCALL = 31
+    NETFILTER = 32
 
 
 class AttachType(IntEnum):
@@ -210,6 +240,10 @@ class AttachType(IntEnum):
     PERF_EVENT = 41
     TRACE_KPROBE_MULTI = 42
     LSM_CGROUP = 43
+    STRUCT_OPS = 44
+    NETFILTER = 45
+    TCX_INGRESS = 46  # 6.6
+    TCX_EGRESS = 47
 
 
 class LinkType(IntEnum):
@@ -225,3 +259,7 @@ class LinkType(IntEnum):
     PERF_EVENT = 7
     KPROBE_MULTI = 8
     STRUCT_OPS = 9
+    NETFILTER = 10
+    TCX = 11  # 6.6
+    UPROBE_MULTI = 12
+    NETKIT = 13

@@ -8,10 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from openat.syscalls._libc import MappedFile
-from openat.syscalls.btf import Btf, BtfError, BtfKind
+from openat.btf import Btf, BtfError, BtfKind
 
-from .test_btf import BtfBuilder
+from .builder import BtfBuilder
 
 NAMES = ["a", "b", "pt_regs", "open_how", "do_sys_openat2", ""]
 
@@ -142,28 +141,3 @@ def test_torn_section_found_after_a_partial_walk():
     assert btf.kind(1) == BtfKind.PTR  # the first stride is fine
     with pytest.raises(BtfError):
         len(btf)
-
-
-def test_mapped_file_find_matches_bytes_find(tmp_path):
-    data = bytes(range(256)) * 40 + b"needle" + b"\0needle\0" + bytes(100)
-    path = tmp_path / "blob"
-    path.write_bytes(data)
-    with open(path, "rb") as f:
-        mapping = MappedFile(f.fileno(), len(data))
-    assert bytes(mapping.buffer[:16]) == data[:16]
-    for needle in (b"needle", b"\0needle\0", b"\x05\x06", b"absent", b"\0"):
-        for start, end in ((0, None), (10, 200), (10250, len(data)), (len(data) - 3, len(data)), (50, 40), (-5, 10)):
-            assert mapping.find(needle, start, end) == data.find(needle, max(start, 0), end), (needle, start, end)
-
-
-def test_load_maps_or_reads_to_the_same_result(tmp_path):
-    blob, decoded = build([(name, BtfKind.TYPEDEF, 0, 0) for name in NAMES[:-1]] * 30)
-    path = tmp_path / "vmlinux"
-    path.write_bytes(blob)
-    loaded = Btf.load(str(path))
-    assert loaded.find_all("pt_regs") == Btf(blob).find_all("pt_regs") == reference(decoded, "pt_regs", None)
-    assert len(loaded) == len(decoded)
-    empty = tmp_path / "empty"
-    empty.write_bytes(b"")
-    with pytest.raises(BtfError):
-        Btf.load(str(empty))  # nothing to map: read, then rejected as too short

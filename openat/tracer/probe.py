@@ -29,13 +29,21 @@ multiple of the fill mark wakes the reader; it also polls on a short timer.
 
 from __future__ import annotations
 
-from types import MappingProxyType
-from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from .asm import R0, R1, R2, R3, R4, R6, R7, R8, R9, R10, W0, W1, W2, Program, Register
-from .flags import flag_bits
-from .syscalls.constants import BPF_RINGBUF_HDR_SZ
+from ..arch import arch
+from ..asm import R0, R1, R2, R3, R4, R6, R7, R8, R9, R10, W0, W1, W2, Program, Register
+from ..uapi import (
+    AT_FDCWD,
+    BPF_ANY,
+    BPF_RB_AVAIL_DATA,
+    BPF_RB_FORCE_WAKEUP,
+    BPF_RB_NO_WAKEUP,
+    BPF_RINGBUF_HDR_SZ,
+    O_ACCMODE,
+)
 from ._layout import INFLIGHT_OFFSETS, INFLIGHT_SIZE
+from .kernel_layout import KernelLayout, TaskLayout
 from .records import (
     COMM_SIZE,
     DEFAULT_FILENAME_SIZE,
@@ -43,6 +51,7 @@ from .records import (
     KIND_COMPLETE,
     SYSCALL_OPEN,
     SYSCALL_OPENAT,
+    SYSCALL_NAMES,
     SYSCALL_OPENAT2,
     SYSCALL_UNKNOWN,
     field_offset,
@@ -64,21 +73,8 @@ INFLIGHT_ENTRIES = 16384  # threads inside an open at the same time
 # every MiB more is a MiB of its RSS. --ring-size buys more for longer stalls.
 DEFAULT_RING_SIZE = 2 << 20
 
-AT_FDCWD = -100
-BPF_ANY = 0
-BPF_RB_NO_WAKEUP = 1
-BPF_RB_FORCE_WAKEUP = 2
-BPF_RB_AVAIL_DATA = 0
-O_ACCMODE = 3
-
 ATTACH_MODES = ("kprobe", "fentry", "tp_btf", "raw_tp", "tracepoint")
 
-# Syscall numbers of the open family by machine; arm64 never had open(2).
-SYSCALL_NUMBERS: Dict[str, Dict[int, int]] = {
-    "x86_64": {SYSCALL_OPEN: 2, SYSCALL_OPENAT: 257, SYSCALL_OPENAT2: 437},
-    "aarch64": {SYSCALL_OPENAT: 56, SYSCALL_OPENAT2: 437},
-}
-SYSCALL_SUFFIX = {SYSCALL_OPEN: "open", SYSCALL_OPENAT: "openat", SYSCALL_OPENAT2: "openat2"}
 
 # Which syscall argument (0-based) holds what.
 _ARGUMENTS = {
@@ -120,56 +116,6 @@ assert INFLIGHT_SIZE == STACK_KEY - STACK_INFLIGHT
 CTX = R6
 RECORD = R7
 NAME_PTR = R8
-
-
-class TaskLayout(NamedTuple):
-    """Offsets in ``struct task_struct`` and ``struct cred`` (from BTF).
-
-    With them the probe reads who opened with plain loads from
-    ``bpf_get_current_task_btf()`` instead of three helper calls
-    (get_current_pid_tgid, get_current_uid_gid, get_current_comm): measured
-    on 6.18, about 100 ns less per open, a fifth of the probe's cost.
-    ``uid``/``gid`` are offsets in ``struct cred``, whose address is at
-    ``cred`` in the task (the subjective credentials, as the helper reads).
-    """
-
-    pid: int
-    tgid: int
-    comm: int
-    cred: int
-    uid: int
-    gid: int
-
-
-class KernelLayout(NamedTuple):
-    """Offsets the probe needs from the running kernel (BTF, or tables).
-
-    ``arg_offsets``: byte offsets in ``struct pt_regs`` of the first three
-    arguments at entry (di, si, dx on x86_64); ``exit_arg_offsets`` of the
-    same arguments at sys_exit; ``return_offset`` of the return value
-    (ax); ``syscall_nr_offset`` of the syscall number at exit (orig_ax, read
-    as 32 bits: arm64's syscallno is an s32).
-    """
-
-    machine: str
-    arg_offsets: Tuple[int, int, int]
-    return_offset: int
-    syscall_nr_offset: int
-    open_how_flags_offset: int = 0
-    # Where the first three syscall arguments are at sys_exit: the same
-    # registers on x86_64; on arm64 the result overwrote x0, kept in orig_x0.
-    exit_arg_offsets: Tuple[int, int, int] = (0, 0, 0)
-    # tracepoint name -> {field name -> offset}, from tracefs format files
-    tracepoint_fields: Mapping[str, Mapping[str, int]] = MappingProxyType({})
-    # None without kernel BTF: then the identity comes from helpers
-    task: Optional[TaskLayout] = None
-
-    @property
-    def syscall_numbers(self) -> Dict[int, int]:
-        try:
-            return SYSCALL_NUMBERS[self.machine]
-        except KeyError:
-            raise ValueError(f"no syscall table for machine {self.machine!r}") from None
 
 
 # NamedTuples, not dataclasses: importing dataclasses (and inspect with it)
@@ -489,7 +435,7 @@ def _drop_forced_largefile(p: Program, register: Register, layout: KernelLayout)
     clearing it makes kprobe and fentry report the flags the caller passed,
     as the syscall attach points do.
     """
-    p.and_(register, ~flag_bits(layout.machine)["O_LARGEFILE"])
+    p.and_(register, ~arch(layout.machine).open_flags["O_LARGEFILE"])
 
 
 def _remember(p: Program, options: ProbeOptions) -> None:
@@ -710,7 +656,7 @@ def build_probe(attach: str, layout: KernelLayout, options: ProbeOptions = Probe
     if attach == "tracepoint":
         programs = []
         for code in sorted(layout.syscall_numbers):
-            suffix = SYSCALL_SUFFIX[code]
+            suffix = SYSCALL_NAMES[code]
             enter = layout.tracepoint_fields.get(f"sys_enter_{suffix}")
             leave = layout.tracepoint_fields.get(f"sys_exit_{suffix}")
             if enter is None or leave is None:

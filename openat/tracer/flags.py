@@ -2,50 +2,24 @@
 
 Python's ``os.O_*`` come from the C library, which defines O_LARGEFILE as 0
 on 64-bit machines although the kernel has a bit for it; these tables follow
-the kernel's uapi headers instead (``asm-generic/fcntl.h``, and arm64's own
-values for the four flags it moves).
+the kernel's uapi headers instead (:mod:`openat.arch` holds them: ``asm-generic/fcntl.h``,
+and arm64's own values for the four flags it moves).
 """
 
 from __future__ import annotations
 
-import platform
 from typing import Dict, Iterable, Optional, Tuple
 
-O_ACCMODE = 0o3
-ACCESS_MODES = {"O_RDONLY": 0, "O_WRONLY": 1, "O_RDWR": 2}
+from ..arch import arch
+from ..uapi import O_ACCMODE
 
-_GENERIC = {
-    "O_CREAT": 0o100,
-    "O_EXCL": 0o200,
-    "O_NOCTTY": 0o400,
-    "O_TRUNC": 0o1000,
-    "O_APPEND": 0o2000,
-    "O_NONBLOCK": 0o4000,
-    "O_DSYNC": 0o10000,
-    "O_ASYNC": 0o20000,
-    "O_DIRECT": 0o40000,
-    "O_LARGEFILE": 0o100000,
-    "O_DIRECTORY": 0o200000,
-    "O_NOFOLLOW": 0o400000,
-    "O_NOATIME": 0o1000000,
-    "O_CLOEXEC": 0o2000000,
-    # O_SYNC and O_TMPFILE are two bits each (with O_DSYNC, O_DIRECTORY);
-    # their own bit is the one that tells them apart.
-    "O_SYNC": 0o4000000,
-    "O_PATH": 0o10000000,
-    "O_TMPFILE": 0o20000000,
-}
-_ARM64 = {"O_DIRECTORY": 0o40000, "O_NOFOLLOW": 0o100000, "O_DIRECT": 0o200000, "O_LARGEFILE": 0o400000}
+ACCESS_MODES = {"O_RDONLY": 0, "O_WRONLY": 1, "O_RDWR": 2}
 _ALIASES = {"O_NDELAY": "O_NONBLOCK", "O_FSYNC": "O_SYNC", "O_RSYNC": "O_SYNC", "FASYNC": "O_ASYNC"}
 
 
 def flag_bits(machine: Optional[str] = None) -> Dict[str, int]:
-    """Name → bit of every open flag other than the access modes."""
-    machine = machine or platform.machine()
-    bits = dict(_GENERIC)
-    if machine == "aarch64":
-        bits.update(_ARM64)
-    return bits
+    """Name → bit of every open flag other than the access modes, on ``machine`` (default: this one)."""
+    return dict(arch(machine).open_flags)
 
 
 class FlagError(ValueError):

@@ -207,7 +207,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         options = options_from(args)
         if args.dump:
-            from .tracer import dump_probe
+            from .attach import dump_probe
 
             sys.stdout.write(dump_probe(args.attach, options))
             return EXIT_OK
@@ -231,15 +231,8 @@ class _Stop(Exception):
 
 
 def _trace(args: argparse.Namespace, options: ProbeOptions, cgroup_fd: Optional[int]) -> int:
-    from .paths import full_path
-    from .syscalls.errors import BpfError
-    from .tracer import Tracer, TracerError
-
-    clock = Clock(args.timestamp)
-    path_of = full_path if args.full_path else None
-    formatter = (JsonFormatter if args.json else TextFormatter)(clock, path_of=path_of)
-    out = sys.stdout
-    deadline = time.monotonic() + args.duration if args.duration else None
+    from ..syscalls.errors import BpfError
+    from .attach import Tracer, TracerError
 
     def on_sigterm(signum: int, frame: object) -> None:
         raise _Stop()
@@ -249,45 +242,10 @@ def _trace(args: argparse.Namespace, options: ProbeOptions, cgroup_fd: Optional[
         attach=args.attach, options=options, ring_size=args.ring_size, report=_warn, cgroup_fd=cgroup_fd,
         kprobe_interface=args.kprobe_interface,
     )
-    lost_reported = 0
-    lines: List[str] = []
-    add = lines.append
-    format_buffer = formatter.from_buffer
-
-    def on_record(buffer: memoryview, offset: int, length: int) -> None:
-        add(format_buffer(buffer, offset, length))
-
-    def drain(timeout_ms: int) -> None:
-        # Chunks of OUTPUT_CHUNK_LINES keep memory bounded through a long
-        # burst; DRAIN_LIMIT_RECORDS lets the lost-event check run under load.
-        drained = 0
-        while drained < DRAIN_LIMIT_RECORDS:
-            count = tracer.poll_records(on_record, timeout_ms=timeout_ms, limit=OUTPUT_CHUNK_LINES, in_place=True)
-            if lines:
-                lines.append("")
-                out.write("\n".join(lines))
-                lines.clear()
-            if count < OUTPUT_CHUNK_LINES:
-                return
-            drained += count
-            timeout_ms = 0
-
+    reader = _Reader(tracer, _formatter(args), sys.stdout, args.json)
     try:
         tracer.start()
-        started = time.monotonic()
-        next_lost_check = started + LOST_REPORT_INTERVAL_S
-        fast_until = started + STARTUP_POLL_S
-        while True:
-            now = time.monotonic()
-            if deadline is not None and now >= deadline:
-                break
-            interval = STARTUP_POLL_MS if now < fast_until else POLL_TIMEOUT_MS
-            timeout = interval if deadline is None else max(0, min(interval, int((deadline - now) * 1000)))
-            drain(timeout)
-            out.flush()
-            if now >= next_lost_check:
-                next_lost_check = now + LOST_REPORT_INTERVAL_S
-                lost_reported = _report_lost(tracer, lost_reported, args.json, out)
+        reader.run(time.monotonic() + args.duration if args.duration else None)
         return EXIT_OK
     except (KeyboardInterrupt, _Stop):
         return EXIT_OK
@@ -300,32 +258,97 @@ def _trace(args: argparse.Namespace, options: ProbeOptions, cgroup_fd: Optional[
     finally:
         try:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second TERM must not cut cleanup short
-            lost = tracer.lost_events()
-            tracer.close()
-            if tracer.mode is not None:
-                try:
-                    _report_lost(tracer, lost_reported, args.json, out, total=lost, final=True)
-                except BrokenPipeError:
-                    _quiet_stdout()
+            reader.finish()
         finally:
             signal.signal(signal.SIGTERM, previous)
 
 
-def _report_lost(tracer, reported: int, as_json: bool, out, *, total: Optional[int] = None, final: bool = False) -> int:
-    """Say how many events were lost since the last report; return the new total.
+def _formatter(args: argparse.Namespace):
+    from .paths import full_path
 
-    While tracing, only news is reported; at exit the total always is.
-    """
-    total = tracer.lost_events() if total is None else total
-    if total > reported:
-        if as_json:
-            out.write(lost_record(total - reported, total) + "\n")
-            out.flush()
-        if not final:
-            _warn(f"{total - reported} events lost (ring buffer full), {total} in all; try a larger --ring-size")
-    if final:
-        _warn(f"{total} events lost" + ("; try a larger --ring-size" if total else ""))
-    return total
+    clock = Clock(args.timestamp)
+    path_of = full_path if args.full_path else None
+    return (JsonFormatter if args.json else TextFormatter)(clock, path_of=path_of)
+
+
+class _Reader:
+    """Drains the tracer's ring into the output and says when events were lost."""
+
+    def __init__(self, tracer, formatter, out, as_json: bool) -> None:
+        self.tracer = tracer
+        self.out = out
+        self.as_json = as_json
+        self.lost_reported = 0
+        self.lines: List[str] = []
+        add = self.lines.append
+        format_buffer = formatter.from_buffer
+
+        def on_record(buffer: memoryview, offset: int, length: int) -> None:
+            add(format_buffer(buffer, offset, length))
+
+        self.on_record = on_record
+
+    def run(self, deadline: Optional[float]) -> None:
+        """Print what the probe sends until ``deadline`` (monotonic seconds; None: until stopped)."""
+        started = time.monotonic()
+        next_lost_check = started + LOST_REPORT_INTERVAL_S
+        fast_until = started + STARTUP_POLL_S
+        while True:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return
+            interval = STARTUP_POLL_MS if now < fast_until else POLL_TIMEOUT_MS
+            timeout = interval if deadline is None else max(0, min(interval, int((deadline - now) * 1000)))
+            self.drain(timeout)
+            self.out.flush()
+            if now >= next_lost_check:
+                next_lost_check = now + LOST_REPORT_INTERVAL_S
+                self.report_lost()
+
+    def drain(self, timeout_ms: int) -> None:
+        """Wait up to ``timeout_ms``, then write out what is waiting.
+
+        Chunks of OUTPUT_CHUNK_LINES keep memory bounded through a long
+        burst; DRAIN_LIMIT_RECORDS lets the lost-event check run under load.
+        """
+        lines = self.lines
+        drained = 0
+        while drained < DRAIN_LIMIT_RECORDS:
+            count = self.tracer.poll_records(self.on_record, timeout_ms=timeout_ms, limit=OUTPUT_CHUNK_LINES, in_place=True)
+            if lines:
+                lines.append("")
+                self.out.write("\n".join(lines))
+                lines.clear()
+            if count < OUTPUT_CHUNK_LINES:
+                return
+            drained += count
+            timeout_ms = 0
+
+    def report_lost(self, *, total: Optional[int] = None, final: bool = False) -> None:
+        """Say how many events were lost since the last report.
+
+        While tracing, only news is reported; at exit the total always is.
+        """
+        total = self.tracer.lost_events() if total is None else total
+        if total > self.lost_reported:
+            if self.as_json:
+                self.out.write(lost_record(total - self.lost_reported, total) + "\n")
+                self.out.flush()
+            if not final:
+                _warn(f"{total - self.lost_reported} events lost (ring buffer full), {total} in all; try a larger --ring-size")
+        if final:
+            _warn(f"{total} events lost" + ("; try a larger --ring-size" if total else ""))
+        self.lost_reported = total
+
+    def finish(self) -> None:
+        """Detach and release everything, then report the lost events once more (if tracing began)."""
+        lost = self.tracer.lost_events()
+        self.tracer.close()
+        if self.tracer.mode is not None:
+            try:
+                self.report_lost(total=lost, final=True)
+            except BrokenPipeError:
+                _quiet_stdout()
 
 
 def _quiet_stdout() -> None:

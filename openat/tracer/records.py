@@ -1,9 +1,9 @@
 """The event record the probe writes into the ring buffer, and its decoder.
 
 The record is defined once, as a ``construct`` Struct in
-:mod:`openat.schema`; the probe takes its field offsets and the decoder its
-``struct`` format from ``openat/_layout.py``, generated from that definition
-(``python -m openat.schema``), so the tracer never imports ``construct``
+:mod:`openat.tracer.schema`; the probe takes its field offsets and the decoder its
+``struct`` format from ``openat/tracer/_layout.py``, generated from that definition
+(``python -m openat.tracer.schema``), so the tracer never imports ``construct``
 while it runs (7 MB of resident memory) and decodes with ``struct``
 (``construct``'s generic parse costs several microseconds per record, and
 the consumer must keep up with hundreds of thousands of opens per second).

@@ -1,0 +1,11 @@
+"""Attach points, one module per hook; each ``attach()`` returns a :class:`Link`.
+
+``kprobe`` (PMU or tracefs ``kprobe_events``), ``tracepoint``,
+``raw_tracepoint`` and ``tracing`` (fentry, fexit, tp_btf):
+``from openat.link import kprobe; kprobe.attach(program, "do_sys_openat2")``.
+``Link.close()`` removes exactly what attaching added.
+"""
+
+from .link import Closable, Link
+
+__all__ = ["Closable", "Link"]
