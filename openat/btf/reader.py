@@ -36,6 +36,9 @@ from typing import Callable, Iterator, NamedTuple, Optional, Union
 
 
 __all__ = [
+    "BTF_INT_BOOL",
+    "BTF_INT_CHAR",
+    "BTF_INT_SIGNED",
     "BTF_MAGIC",
     "Btf",
     "BtfError",
@@ -43,11 +46,17 @@ __all__ = [
     "BtfKind",
     "BtfType",
     "BtfTypeRecord",
+    "DatasecEntry",
+    "EnumValue",
     "Member",
     "Param",
 ]
 
 BTF_MAGIC = 0xEB9F
+# An INT's encoding bits (BTF_INT_ENCODING of its trailing word).
+BTF_INT_SIGNED = 1 << 0
+BTF_INT_CHAR = 1 << 1
+BTF_INT_BOOL = 1 << 2
 
 
 class BtfKind(IntEnum):
@@ -208,8 +217,29 @@ class Param(NamedTuple):
     type_id: int
 
 
+class EnumValue(NamedTuple):
+    """An enumerator; ``value`` is signed when its enum's ``kind_flag`` is set, else unsigned."""
+
+    name: str
+    value: int
+
+
+class DatasecEntry(NamedTuple):
+    """A variable of a DATASEC: its VAR (or FUNC) type, offset and size in the section."""
+
+    type_id: int
+    offset: int
+    size: int
+
+
 class BtfType(NamedTuple):
-    """One decoded type. ``size`` for sized kinds, ``type_id`` for referencing ones."""
+    """One decoded type. ``size`` for sized kinds, ``type_id`` for referencing ones.
+
+    INT: ``encoding`` (BTF_INT_SIGNED/CHAR/BOOL), ``bits`` and
+    ``bit_offset``; ENUM/ENUM64: ``values`` (signed when ``kind_flag``);
+    DATASEC: ``entries``; FWD: ``kind_flag`` set for a union;
+    DECL_TAG: ``component_idx`` (-1: the type itself).
+    """
 
     id: int
     kind: BtfKind
@@ -220,6 +250,14 @@ class BtfType(NamedTuple):
     params: tuple[Param, ...] = ()
     nelems: int | None = None  # ARRAY
     linkage: int | None = None  # FUNC (in vlen) / VAR
+    kind_flag: bool = False
+    encoding: int = 0  # INT
+    bits: int = 0  # INT
+    bit_offset: int = 0  # INT
+    values: tuple[EnumValue, ...] = ()  # ENUM, ENUM64
+    entries: tuple[DatasecEntry, ...] = ()  # DATASEC
+    index_type_id: int | None = None  # ARRAY
+    component_idx: int | None = None  # DECL_TAG
 
 
 _SIZED = (BtfKind.INT, BtfKind.STRUCT, BtfKind.UNION, BtfKind.ENUM, BtfKind.ENUM64, BtfKind.DATASEC, BtfKind.FLOAT)
@@ -507,29 +545,70 @@ class Btf:
     def _decode(self, type_id: int) -> BtfType:
         record = self.raw_type(type_id)
         kind = BtfKind(record.kind)
-        fields = dict(id=type_id, kind=kind, name=self.string(record.name_off))
+        fields = dict(id=type_id, kind=kind, name=self.string(record.name_off), kind_flag=record.kind_flag)
         if kind in _SIZED:
             fields["size"] = record.size_or_type
         else:
             fields["type_id"] = record.size_or_type
+        extra = record.extra
         if kind in (BtfKind.STRUCT, BtfKind.UNION):
             members = []
-            for m in record.extra:
+            for m in extra:
                 if record.kind_flag:
                     members.append(Member(self.string(m.name_off), m.type, m.offset & 0xFFFFFF, m.offset >> 24))
                 else:
                     members.append(Member(self.string(m.name_off), m.type, m.offset))
             fields["members"] = tuple(members)
         elif kind == BtfKind.FUNC_PROTO:
-            fields["params"] = tuple(Param(self.string(p.name_off), p.type) for p in record.extra)
+            fields["params"] = tuple(Param(self.string(p.name_off), p.type) for p in extra)
         elif kind == BtfKind.ARRAY:
-            fields["type_id"] = record.extra.type
-            fields["nelems"] = record.extra.nelems
+            fields.update(type_id=extra.type, index_type_id=extra.index_type, nelems=extra.nelems)
         elif kind == BtfKind.FUNC:
             fields["linkage"] = record.vlen
         elif kind == BtfKind.VAR:
-            fields["linkage"] = record.extra.linkage
+            fields["linkage"] = extra.linkage
+        elif kind == BtfKind.INT:
+            fields.update(encoding=extra.encoding >> 24 & 0xF, bit_offset=extra.encoding >> 16 & 0xFF, bits=extra.encoding & 0xFF)
+        elif kind == BtfKind.ENUM:
+            # stored as s32; an unsigned enum's values read as u32
+            mask = 0 if record.kind_flag else 0xFFFFFFFF
+            fields["values"] = tuple(EnumValue(self.string(e.name_off), e.val & mask if mask else e.val) for e in extra)
+        elif kind == BtfKind.ENUM64:
+            values = []
+            for e in extra:
+                value = e.val_hi32 << 32 | e.val_lo32
+                if record.kind_flag and value >= 1 << 63:
+                    value -= 1 << 64
+                values.append(EnumValue(self.string(e.name_off), value))
+            fields["values"] = tuple(values)
+        elif kind == BtfKind.DATASEC:
+            fields["entries"] = tuple(DatasecEntry(*entry) for entry in extra)
+        elif kind == BtfKind.DECL_TAG:
+            fields["component_idx"] = extra.component_idx
         return BtfType(**fields)
+
+    def type_offset(self, type_id: int) -> int:
+        """Byte offset of ``type_id``'s record in the blob (where a writer patches it)."""
+        return self._types_start + 4 * self._record_offset(type_id)
+
+    def record_size(self, type_id: int) -> int:
+        """Length in bytes of ``type_id``'s record."""
+        return 4 * self._step(self._record_offset(type_id))
+
+    def names_starting(self, prefix: str) -> list[str]:
+        """Every distinct string of the string section that starts with ``prefix`` (not empty)."""
+        if not prefix:
+            raise ValueError("names_starting needs a prefix")
+        needle = b"\0" + prefix.encode()
+        found: set[str] = set()
+        pos = self._find(needle, self._strings_start, self._strings_end)
+        while pos >= 0:
+            end = self._find(b"\0", pos + 1, self._strings_end)
+            if end < 0:
+                break
+            found.add(bytes(self.data[pos + 1 : end]).decode(errors="replace"))
+            pos = self._find(needle, end, self._strings_end)
+        return sorted(found)
 
     def resolve(self, type_id: int) -> int:
         """Follow typedef/const/volatile/restrict/type_tag to the underlying type id."""
@@ -540,6 +619,25 @@ class Btf:
             if seen > 64:
                 raise BtfError(f"modifier loop at type id {type_id}")
         return type_id
+
+    def align_of(self, type_id: int) -> int:
+        """alignof() of a type, as libbpf's btf__align_of computes it (1 for a packed struct)."""
+        t = self.type(self.resolve(type_id))
+        if t.kind in (BtfKind.INT, BtfKind.ENUM, BtfKind.ENUM64, BtfKind.FLOAT):
+            return min(8, t.size or 1)
+        if t.kind == BtfKind.PTR:
+            return 8
+        if t.kind == BtfKind.ARRAY:
+            return self.align_of(t.type_id or 0)
+        if t.kind in (BtfKind.STRUCT, BtfKind.UNION):
+            best = 1
+            for member in t.members:
+                align = self.align_of(member.type_id)
+                if not member.bitfield_size and member.bit_offset % (8 * align):
+                    return 1  # a member off its natural alignment: packed
+                best = max(best, align)
+            return 1 if (t.size or 0) % best else best
+        raise BtfError(f"type {t.name or t.id} ({t.kind.name}) has no alignment")
 
     def size_of(self, type_id: int) -> int:
         """sizeof() of a type, through modifiers; pointers are 8 bytes (64-bit kernels)."""
