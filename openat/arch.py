@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import Dict, Iterable, Mapping, NamedTuple, Optional, Protocol, Sequence, Tuple
 
-__all__ = ["Arch", "ARCHES", "UnsupportedMachine", "arch", "machine_name", "pt_regs_offsets"]
+__all__ = ["Arch", "ARCHES", "UnsupportedMachine", "arch", "machine_name", "pt_regs_offsets", "syscall_wrapper_prefix"]
 
 
 class UnsupportedMachine(ValueError):
@@ -153,3 +153,18 @@ def pt_regs_offsets(
     if unknown:
         raise KeyError(f"pt_regs on {arch(machine).name} has no member {unknown[0]!r}")
     return {name: table[name] for name in wanted}
+
+
+# The prefix of the kernel functions that wrap each syscall since 4.17
+# (ARCH_HAS_SYSCALL_WRAPPER: __x64_sys_openat), what libbpf's ksyscall
+# sections attach to.
+_SYSCALL_WRAPPER_PREFIXES = {"x86_64": "__x64_", "aarch64": "__arm64_"}
+
+
+def syscall_wrapper_prefix(machine: Optional[str] = None) -> str:
+    """``"__x64_"`` on x86_64, ``"__arm64_"`` on aarch64: before ``sys_NAME`` in the syscall wrappers' names."""
+    name = machine_name(machine)
+    try:
+        return _SYSCALL_WRAPPER_PREFIXES[name]
+    except KeyError:
+        raise UnsupportedMachine(f"unsupported machine {name!r}: openat knows {', '.join(_SYSCALL_WRAPPER_PREFIXES)}") from None

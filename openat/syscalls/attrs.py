@@ -17,6 +17,8 @@ from . import libc
 from .errors import error_from_errno
 
 __all__ = [
+    "BtfInfoStruct",
+    "BtfLoadAttr",
     "EnableStatsAttr",
     "GetIdAttr",
     "InfoAttr",
@@ -25,6 +27,7 @@ __all__ = [
     "MapCreateAttr",
     "MapElemAttr",
     "MapInfoStruct",
+    "ObjAttr",
     "ProgInfoStruct",
     "ProgLoadAttr",
     "RawTracepointAttr",
@@ -155,6 +158,39 @@ class LinkCreateAttr(ctypes.Structure):
         ("word24", u64),
         ("word32", u64),
         ("word40", u64),
+    ]
+
+
+class BtfLoadAttr(ctypes.Structure):
+    _fields_ = [
+        ("btf", u64),
+        ("btf_log_buf", u64),
+        ("btf_size", u32),
+        ("btf_log_size", u32),
+        ("btf_log_level", u32),
+        # Output since 6.4, as for PROG_LOAD; older kernels see a zero tail.
+        ("btf_log_true_size", u32),
+    ]
+
+
+class BtfInfoStruct(ctypes.Structure):
+    _fields_ = [
+        ("btf", u64),
+        ("btf_size", u32),
+        ("id", u32),
+        ("name", u64),
+        ("name_len", u32),
+        ("kernel_btf", u32),
+    ]
+
+
+class ObjAttr(ctypes.Structure):
+    """BPF_OBJ_PIN / BPF_OBJ_GET."""
+
+    _fields_ = [
+        ("pathname", u64),
+        ("bpf_fd", u32),
+        ("file_flags", u32),
     ]
 
 

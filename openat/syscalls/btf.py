@@ -1,4 +1,5 @@
-"""The running kernel's BTF: /sys/kernel/btf/vmlinux, mapped and read with :class:`openat.btf.Btf`.
+"""BTF and the kernel: its own (/sys/kernel/btf/vmlinux, mapped and read with :class:`openat.btf.Btf`),
+and an object's, handed to it with BPF_BTF_LOAD (:func:`btf_load`, a :class:`BtfFd`).
 
 ``python -m openat.syscalls.btf [FUNC]`` looks up FUNC and ``pt_regs`` and
 says how long it took and how much memory it cost.
@@ -6,16 +7,22 @@ says how long it took and how much memory it cost.
 
 from __future__ import annotations
 
+import ctypes
 import errno as _errno
 import functools
 import os
 from typing import List, Optional
 
 from ..btf import Btf, BtfError, BtfKind
-from .errors import NotSupportedError
+from ..uapi import Cmd
+from .attrs import BtfInfoStruct, BtfLoadAttr, InfoAttr, bpf, bpf_or_raise
+from .errors import BpfError, NotSupportedError, error_from_errno
+from .fd import OwnedFd
 from .libc import MappedFile
 
-__all__ = ["VMLINUX_BTF", "Btf", "BtfError", "BtfKind", "read_btf_file", "vmlinux_btf"]
+__all__ = ["VMLINUX_BTF", "Btf", "BtfError", "BtfFd", "BtfKind", "BtfLoadError", "btf_load", "read_btf_file", "vmlinux_btf"]
+
+_BTF_LOG_SIZE = 1 << 20
 
 VMLINUX_BTF = "/sys/kernel/btf/vmlinux"
 
@@ -42,6 +49,54 @@ def read_btf_file(path: str) -> Btf:
 def vmlinux_btf(path: str = VMLINUX_BTF) -> Btf:
     """The running kernel's BTF, read once per process (NotSupportedError when absent)."""
     return read_btf_file(path)
+
+
+class BtfLoadError(BpfError):
+    """BPF_BTF_LOAD refused the blob; ``log`` is the kernel's BTF verifier log, ``str()`` ends with its verdict."""
+
+    def __init__(self, err: int, message: str, log: str) -> None:
+        super().__init__(err, "BPF_BTF_LOAD", message)
+        self.log = log
+
+
+class BtfFd(OwnedFd):
+    """BTF the kernel holds: programs (``prog_btf_fd``) and maps (``btf_fd``) refer to its types by id."""
+
+    __slots__ = ()
+
+    @property
+    def id(self) -> int:
+        """Kernel-wide BTF id (``bpftool btf show``)."""
+        info = BtfInfoStruct()
+        attr = InfoAttr(bpf_fd=self.fileno(), info_len=ctypes.sizeof(info), info=ctypes.addressof(info))
+        bpf_or_raise(Cmd.OBJ_GET_INFO_BY_FD, attr, f"info of BTF fd {self.fileno()}")
+        return info.id
+
+
+def btf_load(data: bytes, *, log_size: int = _BTF_LOG_SIZE) -> BtfFd:
+    """BPF_BTF_LOAD ``data`` (a whole BTF blob, header first).
+
+    Loads without a log first; when the kernel refuses, loads again with
+    one and raises :class:`BtfLoadError` quoting the kernel's reason (its
+    last log lines name the type it rejected).
+    """
+    data = bytes(data)
+    blob = ctypes.create_string_buffer(data, len(data))
+    attr = BtfLoadAttr(btf=ctypes.addressof(blob), btf_size=len(data))
+    fd, err = bpf(Cmd.BTF_LOAD, attr)
+    if not err:
+        return BtfFd(fd)
+    if err in (_errno.EPERM, _errno.EACCES, _errno.E2BIG, _errno.ENOMEM):
+        raise error_from_errno(err, "BPF_BTF_LOAD", f"load {len(data)} bytes of BTF")
+    log_buf = ctypes.create_string_buffer(log_size)
+    attr.btf_log_buf, attr.btf_log_size, attr.btf_log_level = ctypes.addressof(log_buf), log_size, 1
+    fd, err = bpf(Cmd.BTF_LOAD, attr)
+    if not err:  # refused without a log, accepted with one: take it
+        return BtfFd(fd)
+    log = log_buf.value.decode(errors="replace")
+    reason = "; ".join(line.strip() for line in log.strip().splitlines()[-2:] if line.strip())
+    base = str(error_from_errno(err, "BPF_BTF_LOAD", f"load {len(data)} bytes of BTF"))
+    raise BtfLoadError(err, f"{base}; kernel says: {reason}" if reason else base, log)
 
 
 def _rss_kib() -> int:

@@ -31,7 +31,10 @@ from .tracefs import find_tracefs, tracepoint_exists
 
 __all__ = [
     "Feature",
+    "bpf_cookie",
     "btf",
+    "btf_features",
+    "btf_kind",
     "fentry",
     "highest_isa",
     "kprobe_events",
@@ -303,3 +306,66 @@ def report() -> Dict[str, Feature]:
         "run_time_stats": run_time_stats(),
         "lockdown": lockdown(),
     }
+
+
+# --- BTF kinds (what openat.btf.writer.sanitize must rewrite for this kernel) ---------------
+
+
+def _btf_blob(strings: bytes, *records: Tuple[int, ...]) -> bytes:
+    """A BTF blob of ``records`` (each its u32 words) and ``strings`` (starting with the empty name)."""
+    import struct
+
+    types = b"".join(struct.pack(f"={len(r)}I", *r) for r in records)
+    header = struct.pack("=HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types), len(strings))
+    return header + types + strings
+
+
+def _info(kind: int, vlen: int = 0, kind_flag: int = 0) -> int:
+    return kind_flag << 31 | kind << 24 | vlen
+
+
+_INT32 = (1, _info(BtfKind.INT), 4, 1 << 24 | 32)  # "int" (name at offset 1): signed, 32 bits
+# One probe per feature, after libbpf's: the smallest BTF that uses it.
+_BTF_PROBES: Dict[str, bytes] = {
+    "func": _btf_blob(b"\0int\0x\0f\0", _INT32, (0, _info(BtfKind.FUNC_PROTO, 1), 1, 5, 1), (7, _info(BtfKind.FUNC), 2)),
+    "func_global": _btf_blob(b"\0int\0x\0f\0", _INT32, (0, _info(BtfKind.FUNC_PROTO, 1), 1, 5, 1), (7, _info(BtfKind.FUNC, 1), 2)),
+    "datasec": _btf_blob(b"\0x\0.data\0", (0,) + _INT32[1:], (1, _info(BtfKind.VAR), 1, 1), (3, _info(BtfKind.DATASEC, 1), 4, 2, 0, 4)),
+    "qmark_datasec": _btf_blob(b"\0x\0?.data\0", (0,) + _INT32[1:], (1, _info(BtfKind.VAR), 1, 1), (3, _info(BtfKind.DATASEC, 1), 4, 2, 0, 4)),
+    "float": _btf_blob(b"\0float\0", (1, _info(BtfKind.FLOAT), 4)),
+    "decl_tag": _btf_blob(b"\0x\0tag\0", (0,) + _INT32[1:], (1, _info(BtfKind.VAR), 1, 1), (3, _info(BtfKind.DECL_TAG), 2, 0xFFFFFFFF)),
+    "type_tag": _btf_blob(b"\0tag\0", (0,) + _INT32[1:], (1, _info(BtfKind.TYPE_TAG), 1), (0, _info(BtfKind.PTR), 2)),
+    "enum64": _btf_blob(b"\0e\0v\0", (1, _info(BtfKind.ENUM64, 1), 8, 3, 0, 1)),
+}
+
+
+@functools.cache
+def btf_kind(feature: str) -> Feature:
+    """Does BPF_BTF_LOAD accept ``feature`` (a field of openat.btf.writer.BtfFeatures: "func", "datasec", "enum64", ...)?"""
+    from .btf import btf_load
+
+    try:
+        blob = _BTF_PROBES[feature]
+    except KeyError:
+        raise ValueError(f"unknown BTF feature {feature!r}; known: {', '.join(_BTF_PROBES)}") from None
+    try:
+        btf_load(blob).close()
+    except BpfError as error:
+        return _failed(error)
+    return Feature(True, f"BTF with {feature} loaded")
+
+
+def btf_features():
+    """What BTF this kernel takes, as openat.btf.writer.BtfFeatures (all False where BTF itself is refused)."""
+    from ..btf.writer import BtfFeatures
+
+    return BtfFeatures(*(bool(btf_kind(name)) for name in BtfFeatures._fields))
+
+
+@functools.cache
+def bpf_cookie() -> Feature:
+    """Can kprobe programs call bpf_get_attach_cookie (Linux 5.15+)? (LINUX_HAS_BPF_COOKIE)"""
+    p = Program()
+    p.call("get_attach_cookie")
+    p.mov(R0, 0)
+    p.exit()
+    return _loads(p, ProgType.KPROBE)

@@ -108,6 +108,7 @@ def prog_load(
     func_info_rec_size: int = 0,
     line_info: bytes = b"",
     line_info_rec_size: int = 0,
+    fd_array: Sequence[int] = (),
     slot_sources: Optional[Sequence[str]] = None,
     log_level: int = 0,
     log_size: int = 64 * 1024,
@@ -122,7 +123,9 @@ def prog_load(
     ``log_level > 0`` the log is requested from the start and kept in
     ``ProgramFd.verifier_log``. ``btf_fd`` with ``func_info``/``line_info``
     (records as ``.BTF.ext`` holds them, instruction offsets in slots) lets
-    the verifier name functions and source lines itself.
+    the verifier name functions and source lines itself. ``fd_array``: the
+    fds that BPF_PSEUDO_MAP_IDX loads and kfunc calls (``off``: the BTF of
+    a module) index.
     """
     code = bytes(code)
     if not code or len(code) % 8:
@@ -141,6 +144,10 @@ def prog_load(
         attach_btf_obj_fd=attach_btf_obj_fd or attach_prog_fd,
         prog_btf_fd=btf_fd,
     )
+    if fd_array:
+        fds = (ctypes.c_int32 * len(fd_array))(*fd_array)
+        buffers.append(fds)
+        attr.fd_array = ctypes.addressof(fds)
     _set_records(attr, buffers, "func_info", func_info, func_info_rec_size)
     _set_records(attr, buffers, "line_info", line_info, line_info_rec_size)
     what = _describe_load(name, prog_type, expected_attach_type, attach_btf_id)
