@@ -34,6 +34,8 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 # modules instead: ``from openat.syscalls import features``).
 PACKAGES: Dict[str, Tuple[str, ...]] = {
     "openat.asm": ("opcodes",),
+    "openat.collection": (),
+    "openat.elf": (),
     "openat.syscalls": ("features", "libc"),
 }
 
