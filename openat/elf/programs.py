@@ -130,7 +130,7 @@ class CodeSection:
         current = ""
         for index, slot in enumerate(self.slots):
             while record is not None and record.insn_off // 8 <= slot:
-                current = f"{_file_name(btf, record.file_name_off)}:{record.line}"
+                current = f"{_base_name(_file_name(btf, record.file_name_off))}:{record.line}"
                 record = next(records, None)
             sources[index] = current
         return sources
@@ -147,6 +147,11 @@ class CodeSection:
             if function.first_slot <= slot < function.end_slot:
                 return function
         return None
+
+
+def _base_name(path: str) -> str:
+    """``probe.bpf.c`` of ``/build/dir/probe.bpf.c``: the build machine's directories say nothing here (as the DSL's ``file.py:LINE``)."""
+    return path.rsplit("/", 1)[-1]
 
 
 def _file_name(btf: Btf, offset: int) -> str:
@@ -234,7 +239,7 @@ class ProgramSpec:
     """A program, as loading it will need it.
 
     ``instructions`` are the program and its appended sub-programs, bpf-to-bpf
-    calls already resolved, each with its C ``file:line`` in ``source``;
+    calls already resolved, each with its C ``file.c:LINE`` in ``source``;
     maps, globals and externs are still placeholders (``references``), and
     CO-RE relocations still hold the compiler's local values
     (``core_relocations``). ``func_info``/``line_info`` have instruction

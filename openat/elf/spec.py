@@ -296,6 +296,7 @@ class _Builder:
         self._btf_maps()
         self._programs()
         self._variables()
+        self._order_maps()
         self.spec.sections = [
             SectionSummary(s.index, s.name, s.size, self.roles.get(s.index, _default_role(s.name)))
             for s in self.elf.sections[1:]
@@ -491,6 +492,12 @@ class _Builder:
             program.autoload = match.autoload
             program.definition = match.definition
         return program
+
+    def _order_maps(self) -> None:
+        """libbpf's order (the order maps are created in): .maps maps, global data by section, .kconfig."""
+        maps = self.spec.maps
+        order = sorted(maps, key=lambda name: (bool(maps[name].kind), maps[name].kind == "kconfig"))
+        self.spec.maps = {name: maps[name] for name in order}
 
     # --- variables --------------------------------------------------------------------------
 

@@ -151,6 +151,8 @@ def _encode_int(value: Any, size: int, signed: bool, boolean: bool, what: str) -
         value = int(value)
     if not isinstance(value, int) or (isinstance(value, bool) and not boolean):
         raise ElfError(f"{what}: expected an int, got {type(value).__name__}")
+    if boolean and value not in (0, 1):
+        raise ElfError(f"{what}: a bool is True, False, 1 or 0, not {value}")
     low, high = (-(1 << (8 * size - 1)), (1 << (8 * size - 1)) - 1) if signed else (0, (1 << (8 * size)) - 1)
     if not low <= value <= high:
         raise ElfError(f"{what}: {value} does not fit in {size} bytes ({low}..{high})")
