@@ -100,12 +100,12 @@ def test_an_unresolvable_relocation_in_dead_code_is_poisoned_and_dropped(seen):
 
 def test_a_reached_poisoned_instruction_is_named_by_the_verifier(bpf_object):
     need_root()
-    spec = load_spec(bpf_object("core"))
+    spec = load_spec(bpf_object("poison"))
     with pytest.raises(VerifierError) as caught:
-        spec.load(programs=["core_poisoned"])
+        spec.load()
     error = caught.value
     assert "invalid func unknown#195896080" in error.log  # 0xbad2310, libbpf's poison
     poisoned = next(line for line in error.annotated_log.splitlines() if "call unknown#195896080" in line)
-    assert poisoned.startswith("core.bpf.c:")  # the poisoned instruction, with its C line
+    assert poisoned.startswith("poison.bpf.c:")  # the poisoned instruction, with its C line
 
 

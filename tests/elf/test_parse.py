@@ -157,8 +157,7 @@ def test_every_core_relocation_kind_is_in_the_core_object():
     kinds = {relo.kind for _, relo in spec.core_relocations(list(spec.programs))}
     assert kinds == set(CoreKind)
     program = spec.programs["core_kinds"]
-    assert all(spec.btf is not None for _ in [0]) and len(program.core_relocations) >= len(CoreKind)
-    assert not spec.programs["core_poisoned"].autoload
+    assert len(program.core_relocations) >= len(CoreKind)
 
 
 def test_sections_and_their_programs():
