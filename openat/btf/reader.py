@@ -304,8 +304,10 @@ class Btf:
         self._types_end = self._types_start + self.header.type_len
         self._strings_start = base + self.header.str_off
         self._strings_end = self._strings_start + self.header.str_len
-        if self._types_end > len(self.data) or self._strings_end > len(self.data) or self._types_start % 4:
+        if self._types_end > len(self.data) or self._strings_end > len(self.data) or self._types_start % 4 or self.header.type_len % 4:
             raise BtfError("BTF sections out of bounds or misaligned")
+        if self.header.hdr_len < _HEADER.size:
+            raise BtfError(f"BTF header length {self.header.hdr_len} is shorter than the header")
         # The type section as bytes (for struct) and as native u32 words (for the walk).
         self._type_bytes = memoryview(self.data).cast("B")[self._types_start : self._types_end]
         self._words = self._type_bytes.cast("I")
@@ -354,6 +356,8 @@ class Btf:
         except IndexError:
             self._finish_walk()
             return
+        if i > len(words):  # the last record claimed more words than the section has
+            raise BtfError("type section does not end on a record boundary")
         self._walked = i
 
     def _step(self, word: int) -> int:
@@ -510,7 +514,7 @@ class Btf:
         return self.find(name, BtfKind.FUNC)
 
     def kind(self, type_id: int) -> BtfKind:
-        return BtfKind((self._words[self._record_offset(type_id) + 1] >> 24) & 0x1F)
+        return _known_kind((self._words[self._record_offset(type_id) + 1] >> 24) & 0x1F, type_id)
 
     def name_of(self, type_id: int) -> str:
         return self.string(self._words[self._record_offset(type_id)])
@@ -544,7 +548,7 @@ class Btf:
 
     def _decode(self, type_id: int) -> BtfType:
         record = self.raw_type(type_id)
-        kind = BtfKind(record.kind)
+        kind = _known_kind(record.kind, type_id)
         fields = dict(id=type_id, kind=kind, name=self.string(record.name_off), kind_flag=record.kind_flag)
         if kind in _SIZED:
             fields["size"] = record.size_or_type
@@ -728,6 +732,14 @@ class Btf:
         func = self.type(self.func_id(name))
         proto = self.type(func.type_id or 0)
         return proto.params
+
+
+def _known_kind(kind: int, type_id: int) -> BtfKind:
+    """``kind`` as a BtfKind; BtfError for the kinds 20..31 no kernel defines (yet)."""
+    try:
+        return BtfKind(kind)
+    except ValueError:
+        raise BtfError(f"type id {type_id} has unknown BTF kind {kind}") from None
 
 
 def _split_index(part: str, path: str) -> tuple[str, int | None]:

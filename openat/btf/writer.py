@@ -89,11 +89,17 @@ class BtfPatch:
             return self._added[type_id]
         return self.btf.type_offset(type_id) - self._types_start
 
+    def _position(self, type_id: int, index: int) -> int:
+        position = self._offset(type_id) + 4 * index
+        if not 0 <= position <= len(self.types) - 4:
+            raise BtfError(f"word {index} of type id {type_id} lies outside the type section")
+        return position
+
     def word(self, type_id: int, index: int) -> int:
-        return _WORD.unpack_from(self.types, self._offset(type_id) + 4 * index)[0]
+        return _WORD.unpack_from(self.types, self._position(type_id, index))[0]
 
     def set_word(self, type_id: int, index: int, value: int) -> None:
-        _WORD.pack_into(self.types, self._offset(type_id) + 4 * index, value & 0xFFFFFFFF)
+        _WORD.pack_into(self.types, self._position(type_id, index), value & 0xFFFFFFFF)
 
     def kind(self, type_id: int) -> int:
         return self.word(type_id, 1) >> 24 & 0x1F
@@ -104,13 +110,18 @@ class BtfPatch:
     def set_info(self, type_id: int, kind: int, vlen: int = 0, kind_flag: bool = False) -> None:
         self.set_word(type_id, 1, _info(kind, vlen, kind_flag))
 
+    def _end(self, offset: int) -> int:
+        end = self.strings.find(0, offset) if 0 <= offset < len(self.strings) else -1
+        if end < 0:
+            raise BtfError(f"string offset {offset} is outside the string section or not NUL-terminated")
+        return end
+
     def string(self, offset: int) -> str:
-        end = self.strings.index(0, offset)
-        return self.strings[offset:end].decode(errors="replace")
+        return self.strings[offset : self._end(offset)].decode(errors="replace")
 
     def set_string(self, offset: int, text: str) -> None:
         """Overwrite the string at ``offset`` with ``text`` of the same length (every user of it sees the change)."""
-        old_end = self.strings.index(0, offset)
+        old_end = self._end(offset)
         encoded = text.encode()
         if len(encoded) != old_end - offset:
             raise BtfError(f"string {self.string(offset)!r} cannot be replaced by {text!r} of another length")

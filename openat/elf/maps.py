@@ -47,6 +47,8 @@ LIBBPF_PIN_BY_NAME = 1
 BTF_VAR_STATIC = 0
 _U32_MAX = 0xFFFFFFFF
 _MAX_KEY = 512  # the kernel's limit for a hash key (MAX_BPF_STACK)
+# An array's value is allocated with kmalloc/vmalloc: KMALLOC_MAX_SIZE is a few MiB; far beyond it is impossible.
+_MAX_DATA_SECTION = 1 << 26
 # Map types libbpf creates without BTF key/value types (the kernel rejects them there).
 _NO_BTF_TYPES = frozenset(
     int(t)
@@ -167,6 +169,8 @@ def data_map_kind(section: str) -> Optional[str]:
 
 def data_map(object_name: str, section: str, kind: str, data: bytes, size: int, btf: Optional[Btf]) -> MapSpec:
     """The ARRAY map holding global data section ``section`` (``data`` its bytes, empty for .bss)."""
+    if size > _MAX_DATA_SECTION:
+        raise ElfError(f"section {section!r}: {size} bytes of global data are more than a map value can hold")
     value_type_id = 0
     mmapable = False
     if btf is not None:
