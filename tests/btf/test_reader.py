@@ -206,8 +206,10 @@ def test_a_torn_last_record_is_an_error_not_garbage():
     blob = bytearray(b.blob())
     struct.pack_into("=I", blob, 12, len(b.types) - 4)  # type_len: the INT without its encoding word
     btf = Btf(bytes(blob))
-    assert btf.kind(64) == BtfKind.INT
-    with pytest.raises(BtfError, match="runs past the end"):
+    # The walk that reaches record 64 finds it claims a word past the section.
+    with pytest.raises(BtfError, match="record boundary|runs past the end"):
+        btf.kind(64)
+    with pytest.raises(BtfError):
         btf.raw_type(64)
     with pytest.raises(BtfError):
         btf.type(64)
