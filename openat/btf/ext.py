@@ -139,7 +139,8 @@ def _encode(records, codec: struct.Struct, record_size: int) -> bytes:
     out = bytearray()
     for record in records:
         tail = record.tail[: record_size - codec.size]
-        out += codec.pack(*record[: codec.size // 4]) + tail  # every known field is a u32 + bytes(record_size - codec.size - len(tail))
+        # every known field is a u32; the tail is what a newer compiler added, zeros where it added nothing
+        out += codec.pack(*record[: codec.size // 4]) + tail + bytes(record_size - codec.size - len(tail))
     return bytes(out)
 
 
