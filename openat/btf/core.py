@@ -42,6 +42,7 @@ encoding belongs to the ELF layer).
 
 from __future__ import annotations
 
+import weakref
 from enum import IntEnum
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
@@ -198,8 +199,10 @@ def find_candidates(local: Btf, local_id: int, target: Btf) -> List[int]:
     kinds = _ENUMS if local_type.kind in _ENUMS else (local_type.kind,)
     found: set[int] = set()
     for name in names:
-        for kind in kinds:
-            found.update(target.find_all(name, kind))
+        if len(kinds) == 1:
+            found.update(target.find_all(name, kinds[0]))
+        else:  # one search of the name, then its kinds: a search scans the whole type section
+            found.update(i for i in target.find_all(name) if target.kind(i) in kinds)
     return sorted(found)
 
 
@@ -418,29 +421,59 @@ class _TargetSpec:
         return CoreSpec(self.btf, self.root_type_id, self.kind, tuple(self.accessors), tuple(self.raw), self.bit_offset)
 
 
+# Per BTF, per composite type: its named members' first indices, and its anonymous members' indices.
+_MEMBER_INDEX: "weakref.WeakKeyDictionary[Btf, Dict[int, Tuple[Dict[str, int], Tuple[int, ...]]]]" = weakref.WeakKeyDictionary()
+
+
+def _member_index(btf: Btf, type_id: int, t: BtfType) -> Tuple[Dict[str, int], Tuple[int, ...]]:
+    per_btf = _MEMBER_INDEX.setdefault(btf, {})
+    index = per_btf.get(type_id)
+    if index is None:
+        named: Dict[str, int] = {}
+        for position, member in enumerate(t.members):
+            if member.name:
+                named.setdefault(member.name, position)
+        index = per_btf[type_id] = (named, tuple(i for i, m in enumerate(t.members) if not m.name))
+    return index
+
+
 def _match_member(local: Btf, accessor: Accessor, target: Btf, target_id: int, spec: _TargetSpec) -> Optional[int]:
-    """The target member matching local ``accessor`` inside ``target_id``: its type id, None when none matches."""
+    """The target member matching local ``accessor`` inside ``target_id``: its type id, None when none matches.
+
+    As libbpf's linear search: members in order, anonymous ones searched
+    recursively, the first member of the name decides (indexed, so a big
+    struct is not walked member by member for each relocation).
+    """
     target_id, tt = _skip_to_any(target, target_id)
     if tt.kind not in _COMPOSITES:
         return None
     local_member = local.type(accessor.type_id).members[accessor.index]
-    for index, member in enumerate(tt.members):
+    named, anonymous = _member_index(target, target_id, tt)
+    first_named = named.get(local_member.name, len(tt.members))
+    for index in anonymous:
+        if index > first_named:
+            break
+        member = tt.members[index]
         if len(spec.raw) == _MAX_SPEC_LEN:
             raise CoreError("struct/union/array nesting too deep")
         spec.bit_offset += member.bit_offset
         spec.raw.append(index)
-        if not member.name:
-            found = _match_member(local, accessor, target, member.type_id, spec)
-            if found is not None:
-                return found
-        elif member.name == local_member.name:
-            if not _fields_compatible(local, local_member.type_id, target, member.type_id):
-                return None  # the name matched, the type did not: no other member can match
-            spec.accessors.append(Accessor(target_id, index, member.name))
-            return member.type_id
+        found = _match_member(local, accessor, target, member.type_id, spec)
+        if found is not None:
+            return found
         spec.bit_offset -= member.bit_offset
         spec.raw.pop()
-    return None
+    if first_named == len(tt.members):
+        return None
+    member = tt.members[first_named]
+    if len(spec.raw) == _MAX_SPEC_LEN:
+        raise CoreError("struct/union/array nesting too deep")
+    spec.bit_offset += member.bit_offset
+    spec.raw.append(first_named)
+    if not _fields_compatible(local, local_member.type_id, target, member.type_id):
+        return None  # the name matched, the type did not: no other member can match
+    spec.accessors.append(Accessor(target_id, first_named, member.name))
+    return member.type_id
 
 
 def _match(local_spec: CoreSpec, target: Btf, target_id: int) -> Optional[CoreSpec]:

@@ -514,6 +514,9 @@ class Btf:
         return self.find(name, BtfKind.FUNC)
 
     def kind(self, type_id: int) -> BtfKind:
+        cached = self._decoded.get(type_id)
+        if cached is not None:  # a decoded type is a dict hit; a record found anew is a walk from its mark
+            return cached.kind
         return _known_kind((self._words[self._record_offset(type_id) + 1] >> 24) & 0x1F, type_id)
 
     def name_of(self, type_id: int) -> str:
@@ -616,13 +619,14 @@ class Btf:
 
     def resolve(self, type_id: int) -> int:
         """Follow typedef/const/volatile/restrict/type_tag to the underlying type id."""
-        seen = 0
-        while type_id and self.kind(type_id) in _MODIFIERS:
-            type_id = self.type(type_id).type_id or 0
-            seen += 1
-            if seen > 64:
-                raise BtfError(f"modifier loop at type id {type_id}")
-        return type_id
+        for _ in range(64):
+            if not type_id:
+                return 0
+            t = self.type(type_id)
+            if t.kind not in _MODIFIERS:
+                return type_id
+            type_id = t.type_id or 0
+        raise BtfError(f"modifier loop at type id {type_id}")
 
     def align_of(self, type_id: int) -> int:
         """alignof() of a type, as libbpf's btf__align_of computes it (1 for a packed struct)."""

@@ -25,7 +25,6 @@ after it is filled.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from ..btf import Btf, BtfError, BtfKind, BtfType
@@ -61,7 +60,6 @@ _NO_BTF_TYPES = frozenset(
 _NUMBER_FIELDS = ("type", "max_entries", "map_flags", "numa_node", "key_size", "value_size", "pinning", "map_extra")
 
 
-@dataclass
 class MapSpec:
     """A map as the object defines it; change fields (``max_entries``...) before loading if you must.
 
@@ -74,26 +72,37 @@ class MapSpec:
     most 15 characters).
     """
 
-    name: str
-    type: int
-    key_size: int
-    value_size: int
-    max_entries: int
-    flags: int = 0
-    section: str = ".maps"
-    kind: str = ""  # "" for a .maps map, else the global data kind
-    kernel_name: str = ""
-    numa_node: int = 0
-    pinning: int = LIBBPF_PIN_NONE
-    map_extra: int = 0
-    key_type_id: int = 0
-    value_type_id: int = 0
-    inner: Optional["MapSpec"] = None
-    data: bytearray = field(default_factory=bytearray)
-    btf: Optional[Btf] = field(default=None, repr=False, compare=False)
+    # A plain class, not a dataclass: importing dataclasses costs every load ~10 ms (inspect).
+    _FIELDS = ("name", "type", "key_size", "value_size", "max_entries", "flags", "section", "kind", "kernel_name",
+               "numa_node", "pinning", "map_extra", "key_type_id", "value_type_id", "inner")
 
-    def __post_init__(self) -> None:
-        self.kernel_name = self.kernel_name or self.name
+    def __init__(
+        self, name: str, type: int, key_size: int, value_size: int, max_entries: int, flags: int = 0, *,
+        section: str = ".maps", kind: str = "", kernel_name: str = "", numa_node: int = 0, pinning: int = LIBBPF_PIN_NONE,
+        map_extra: int = 0, key_type_id: int = 0, value_type_id: int = 0, inner: Optional["MapSpec"] = None,
+        data: Optional[bytearray] = None, btf: Optional[Btf] = None,
+    ) -> None:
+        self.name = name
+        self.type = type
+        self.key_size = key_size
+        self.value_size = value_size
+        self.max_entries = max_entries
+        self.flags = flags
+        self.section = section
+        self.kind = kind  # "" for a .maps map, else the global data kind
+        self.kernel_name = kernel_name or name
+        self.numa_node = numa_node
+        self.pinning = pinning
+        self.map_extra = map_extra
+        self.key_type_id = key_type_id
+        self.value_type_id = value_type_id
+        self.inner = inner
+        self.data = data if data is not None else bytearray()
+        self.btf = btf
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._FIELDS)
+        return f"MapSpec({fields})"
 
     @property
     def key_type(self) -> Optional[BtfType]:

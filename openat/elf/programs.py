@@ -25,7 +25,6 @@ recorded in :class:`Reference` and :class:`CoreReference` entries.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from ..asm import Instruction, iter_decode
@@ -234,7 +233,6 @@ def _classify(symbol: Symbol, name: str, is_call: bool, instruction: Instruction
 # --- the program as it is loaded ----------------------------------------------------------------
 
 
-@dataclass
 class ProgramSpec:
     """A program, as loading it will need it.
 
@@ -243,30 +241,40 @@ class ProgramSpec:
     maps, globals and externs are still placeholders (``references``), and
     CO-RE relocations still hold the compiler's local values
     (``core_relocations``). ``func_info``/``line_info`` have instruction
-    offsets in slots. ``supported`` is "" when a loader knows the section,
-    else why not.
+    offsets in slots. ``unsupported`` is "" when a loader knows the section,
+    else why not. Fields may be changed before loading (``autoload``...).
     """
 
-    name: str
-    section: str
-    prog_type: int
-    attach_type: int
-    attach_to: str
-    license: str
-    instructions: List[Instruction]
-    references: Tuple[Reference, ...] = ()
-    core_relocations: Tuple[CoreReference, ...] = ()
-    func_info: Tuple[FuncInfo, ...] = ()
-    line_info: Tuple[LineInfo, ...] = ()
-    func_info_record_size: int = 8
-    line_info_record_size: int = 16
-    prog_flags: int = 0
-    kern_version: int = 0
-    autoload: bool = True
-    definition: Optional[SectionDef] = None
-    unsupported: str = ""
-    subprograms: Tuple[str, ...] = ()
-    btf: Optional[Btf] = field(default=None, repr=False, compare=False)
+    def __init__(
+        self, name: str, section: str, prog_type: int, attach_type: int, attach_to: str, license: str,
+        instructions: List[Instruction], *, references: Tuple[Reference, ...] = (), core_relocations: Tuple[CoreReference, ...] = (),
+        func_info: Tuple[FuncInfo, ...] = (), line_info: Tuple[LineInfo, ...] = (), func_info_record_size: int = 8,
+        line_info_record_size: int = 16, prog_flags: int = 0, kern_version: int = 0, autoload: bool = True,
+        definition: Optional[SectionDef] = None, unsupported: str = "", subprograms: Tuple[str, ...] = (), btf: Optional[Btf] = None,
+    ) -> None:
+        self.name = name
+        self.section = section
+        self.prog_type = prog_type
+        self.attach_type = attach_type
+        self.attach_to = attach_to
+        self.license = license
+        self.instructions = instructions
+        self.references = references
+        self.core_relocations = core_relocations
+        self.func_info = func_info
+        self.line_info = line_info
+        self.func_info_record_size = func_info_record_size
+        self.line_info_record_size = line_info_record_size
+        self.prog_flags = prog_flags
+        self.kern_version = kern_version
+        self.autoload = autoload
+        self.definition = definition
+        self.unsupported = unsupported
+        self.subprograms = subprograms
+        self.btf = btf
+
+    def __repr__(self) -> str:
+        return f"<ProgramSpec {self.name!r} [{self.section}] {self.slot_count()} instructions>"
 
     def slot_sources(self) -> List[str]:
         """One ``file:line`` per 8-byte slot (an lddw's twice), for verifier-log annotation."""

@@ -66,7 +66,14 @@ def _resolved(btf: Btf, type_id: int):
 
 
 def decode_value(btf: Btf, type_id: int, data: bytes) -> Any:
-    """The Python value of ``data`` (exactly the type's size) read as BTF type ``type_id``."""
+    """The Python value of ``data`` (exactly the type's size) read as BTF type ``type_id``; ElfError for broken BTF."""
+    try:
+        return _decode(btf, type_id, data)
+    except BtfError as error:
+        raise ElfError(f"cannot decode a value of type [{type_id}]: {error}") from None
+
+
+def _decode(btf: Btf, type_id: int, data: bytes) -> Any:
     t = _resolved(btf, type_id)
     kind = t.kind
     if kind == BtfKind.INT:
@@ -83,7 +90,7 @@ def decode_value(btf: Btf, type_id: int, data: bytes) -> Any:
         size = btf.size_of(element)
         if size == 1 and _resolved(btf, element).kind == BtfKind.INT:
             return bytes(data[: t.nelems])
-        return [decode_value(btf, element, data[i * size : (i + 1) * size]) for i in range(t.nelems or 0)]
+        return [_decode(btf, element, data[i * size : (i + 1) * size]) for i in range(t.nelems or 0)]
     if kind in (BtfKind.STRUCT, BtfKind.UNION):
         return _decode_members(btf, t, data)
     return bytes(data)
@@ -97,7 +104,7 @@ def _decode_members(btf: Btf, t, data: bytes) -> Dict[str, Any]:
             out[member.name] = word & ((1 << member.bitfield_size) - 1)
             continue
         size = btf.size_of(member.type_id)
-        value = decode_value(btf, member.type_id, data[member.byte_offset : member.byte_offset + size])
+        value = _decode(btf, member.type_id, data[member.byte_offset : member.byte_offset + size])
         if member.name:
             out[member.name] = value
         elif isinstance(value, dict):
@@ -108,8 +115,15 @@ def _decode_members(btf: Btf, t, data: bytes) -> Dict[str, Any]:
 def encode_value(btf: Btf, type_id: int, value: Any, current: bytes, where: str) -> bytes:
     """``value`` encoded as BTF type ``type_id``; ``current`` is the bytes it replaces (for partial structs).
 
-    ElfError naming ``where`` and the type when the value does not fit.
+    ElfError naming ``where`` and the type when the value does not fit (or the BTF is broken).
     """
+    try:
+        return _encode(btf, type_id, value, current, where)
+    except BtfError as error:
+        raise ElfError(f"{where}: {error}") from None
+
+
+def _encode(btf: Btf, type_id: int, value: Any, current: bytes, where: str) -> bytes:
     size = btf.size_of(type_id)
     if isinstance(value, (bytes, bytearray, memoryview)) and not _is_byte_array(btf, type_id):
         value = bytes(value)
@@ -177,7 +191,7 @@ def _encode_array(btf: Btf, t, value: Any, current: bytes, what: str) -> bytes:
         raise ElfError(f"{what}: expected {count} elements, got {len(value)}")
     parts = []
     for i, item in enumerate(value):
-        parts.append(encode_value(btf, element, item, current[i * size : (i + 1) * size], f"{what}[{i}]"))
+        parts.append(_encode(btf, element, item, current[i * size : (i + 1) * size], f"{what}[{i}]"))
     return b"".join(parts)
 
 
@@ -215,7 +229,7 @@ def _store_members(btf: Btf, t, values: Dict[str, Any], out: bytearray, base_bit
             continue
         start = bits // 8
         size = btf.size_of(member.type_id)
-        out[start : start + size] = encode_value(btf, member.type_id, item, bytes(out[start : start + size]), where)
+        out[start : start + size] = _encode(btf, member.type_id, item, bytes(out[start : start + size]), where)
 
 
 class VariableSpec:

@@ -201,7 +201,7 @@ def _everything(data: bytes) -> None:
             pass
     for variable in spec.variables.values():
         try:
-            variable.get()
+            variable.set(variable.get())
         except ElfError:
             pass
 
