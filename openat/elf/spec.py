@@ -419,6 +419,8 @@ class _Builder:
             if legacy is not None and legacy.size:
                 raise ElfError("section 'maps' holds legacy struct bpf_map_def maps; define them in SEC(\".maps\") with __uint/__type")
             return
+        if self.elf.relocations.get(section.index):
+            raise ElfError("section '.maps' has relocations: initial values of prog arrays and map-in-maps (__array(values, ...) = {...}) are not supported")
         offsets = self.spec._symbol_offsets.get(section.index, {})
         by_offset: Dict[int, str] = {}
         for offset, spec in parse_maps_section(self.spec.btf, MAPS_SECTION, offsets):
@@ -484,6 +486,7 @@ class _Builder:
         )
         if match is None:
             program.unsupported = f"section {function.section.name!r} is not one libbpf's section names know"
+            program.autoload = False
         else:
             program.prog_type = match.definition.prog_type
             program.attach_type = match.definition.attach_type

@@ -26,7 +26,7 @@ STRIP = "llvm-strip-19"
 LIBBPF_HEADER = Path("/usr/include/bpf/bpf_helpers.h")
 VMLINUX_BTF = Path("/sys/kernel/btf/vmlinux")
 # The objects committed as fixtures (the others need compiling).
-FIXTURE_NAMES = ("core", "externs", "globals", "ksyms", "maps", "poison", "sections", "subprog")
+FIXTURE_NAMES = ("core", "externs", "globals", "ksyms", "maps", "odd_sections", "poison", "sections", "subprog")
 TARGET_ARCH = {"x86_64": "x86", "aarch64": "arm64"}.get(os.uname().machine, "x86")
 IN_GUEST = os.environ.get("OPENAT_GUEST") == "1"
 

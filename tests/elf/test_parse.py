@@ -165,12 +165,21 @@ def test_sections_and_their_programs():
     kinds = {name: (p.prog_type, p.attach_to, p.autoload, bool(p.unsupported)) for name, p in spec.programs.items()}
     assert kinds["tracepoint_openat"] == (ProgType.TRACEPOINT, "syscalls/sys_enter_openat", True, False)
     assert kinds["kprobe_openat2"] == (ProgType.KPROBE, "do_sys_openat2", True, False)
-    assert kinds["unknown_section"] == (0, "", True, True)
-    assert kinds["not_autoloaded"] == (ProgType.RAW_TRACEPOINT, "sys_exit", False, False)
-    assert "openat_unknown/section" in spec.programs["unknown_section"].unsupported
+    assert all(p.autoload and not p.unsupported for p in spec.programs.values())
     assert spec.license == "GPL"
     summary = {s.name: s.role for s in spec.sections}
     assert summary["license"] == "license 'GPL'" and summary[".maps"] == "maps: hits"
+
+
+def test_unknown_and_question_mark_sections_are_listed_not_loaded():
+    spec = load_spec(fixture("odd_sections"))
+    kinds = {name: (p.prog_type, p.attach_to, p.autoload, bool(p.unsupported)) for name, p in spec.programs.items()}
+    assert kinds == {
+        "unknown_section": (0, "", False, True),
+        "not_autoloaded": (ProgType.RAW_TRACEPOINT, "sys_exit", False, False),
+        "autoloaded": (ProgType.RAW_TRACEPOINT, "sys_exit", True, False),
+    }
+    assert "openat_unknown/section" in spec.programs["unknown_section"].unsupported
 
 
 def test_instructions_are_openat_asm_instructions():
