@@ -109,3 +109,41 @@ def test_kprobe_says_what_the_kernel_lacks():
         pytest.skip("this kernel has kprobes: the guest suite attaches them (tests/guest)")
     with pytest.raises(NotSupportedError, match="no kprobe PMU"):
         kprobe.attach(0, "do_sys_openat2")
+
+
+def count_opens(attach) -> int:
+    """Like count_getpid, for opens: the kprobe's hook."""
+    with map_create(MapType.ARRAY, 4, 8, 1, name="counter") as counter:
+        link, program = attach(count_own_calls().encode({"counter": counter}))
+        with program:
+            with link:
+                for _ in range(5):
+                    os.close(os.open("/dev/null", os.O_RDONLY))
+            seen = int.from_bytes(counter.lookup(0), "little")
+            os.close(os.open("/dev/null", os.O_RDONLY))
+            assert int.from_bytes(counter.lookup(0), "little") == seen
+    return seen
+
+
+@pytest.mark.parametrize("interface", ["pmu", "tracefs"])
+def test_kprobe_runs_until_closed_and_leaves_no_probe(interface):
+    from openat.syscalls.kallsyms import open_syscall_function
+    from openat.syscalls.tracefs import find_tracefs
+
+    from ..support import kprobe_feature, need_root
+
+    need_root()
+    skip_unless(kprobe_feature(interface), f"kprobes through the {interface}")
+    symbol = open_syscall_function().name
+    reports: list = []
+
+    def attach(code):
+        program = prog_load(code, kprobe.KPROBE_PROG_TYPE, name="t_kprobe")
+        return kprobe.attach(program, symbol, interface=interface, report=reports.append), program
+
+    assert count_opens(attach) >= 5
+    assert reports == []  # the interface asked for was used, with no fallback to report
+    events = os.path.join(find_tracefs() or "/sys/kernel/tracing", "kprobe_events")
+    if os.path.exists(events):
+        with open(events) as f:
+            assert f"openat_{os.getpid()}/" not in f.read()
