@@ -214,9 +214,9 @@ def test_producer_more_than_a_ring_ahead_is_corrupt():
 @pytest.mark.parametrize(
     "consumer, producer, problem",
     [
-        (61, 87, "not 8-aligned"),  # once a struct.error: a header read past the data area
-        (60, 64, "not 8-aligned"),
-        (0, 60, "not 8-aligned"),
+        (61, 87, "not 8-aligned (records are 8-byte multiples)"),  # once a struct.error: a header read past the data area
+        (60, 64, "not 8-aligned (records are 8-byte multiples)"),
+        (0, 60, "not 8-aligned (records are 8-byte multiples)"),
         (64, 0, "the producer is behind the consumer"),  # once a silent (64, 0)
         (-8, 0, "the consumer is negative"),
         (0, 72, "the producer is more than a ring (64 bytes) ahead of the consumer"),
