@@ -3,10 +3,11 @@
 Shared by the property tests (which drive these generators with hypothesis' ``st.randoms()``,
 so failures shrink and replay) and ``bench/fuzz.py`` (which runs them a million times).
 
-Each ``check_*`` feeds one input to a parser through its public API and returns the names
-of the parser's own errors it raised (one per call that failed; ``[]``: all accepted). Any
-other exception propagates: that is the defect being looked for. A valid input that does
-not read back as it was written raises :class:`RoundTripMismatch`.
+Each ``check_*`` feeds one input to a parser through its public API and returns an
+:class:`Outcome`: whether the parser's entry point accepted the input as a whole, and the
+names of the parser's own errors its calls raised (one per failed call: some calls ask for
+what is absent on purpose). Any other exception propagates: that is the defect being looked
+for. A valid input that does not read back as it was written raises :class:`RoundTripMismatch`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from .asm.asm_forms import FORMS_LIST, make
 from .btf.builder import BtfBuilder
 
 __all__ = [
+    "Outcome",
+    "Ring",
     "RoundTripMismatch",
     "check_btf",
     "check_code",
@@ -39,6 +42,13 @@ __all__ = [
     "valid_program",
     "valid_ring",
 ]
+
+
+class Outcome(NamedTuple):
+    """What a parser made of one input."""
+
+    accepted: bool  # assemble(), decode(), Btf() with len(), or drain() took it
+    errors: List[str]  # the parser's own errors, by type name, one per failed call
 
 
 class RoundTripMismatch(AssertionError):
@@ -136,7 +146,7 @@ def valid_program(rng: random.Random, max_instructions: int = 12) -> List[Instru
     return program
 
 
-def check_text(text: str, expected: Optional[bytes] = None) -> List[str]:
+def check_text(text: str, expected: Optional[bytes] = None) -> Outcome:
     """Assemble ``text``: only AsmError; what assembles reassembles from its disassembly.
 
     ``expected``: the bytes the text was disassembled from, which it must assemble to.
@@ -144,12 +154,12 @@ def check_text(text: str, expected: Optional[bytes] = None) -> List[str]:
     try:
         code = assemble(text)
     except AsmError as error:
-        return [type(error).__name__]
+        return Outcome(False, [type(error).__name__])
     if expected is not None:
         _expect(code == expected, lambda: f"assembled {code.hex()}, expected {expected.hex()}")
     again = assemble(disassemble(code))
     _expect(again == code, lambda: f"{code.hex()} reassembled as {again.hex()}")
-    return []
+    return Outcome(True, [])
 
 
 def _buffers(data: bytes, rng: random.Random) -> List[object]:
@@ -167,13 +177,14 @@ def _buffers(data: bytes, rng: random.Random) -> List[object]:
     return [rng.choice(made)()]
 
 
-def check_code(data: bytes, rng: random.Random, expected: Optional[List[Instruction]] = None) -> List[str]:
+def check_code(data: bytes, rng: random.Random, expected: Optional[List[Instruction]] = None) -> Outcome:
     """Decode ``data`` (as some bytes-like object, at some offsets): only DecodeError.
 
     What decodes disassembles and reassembles to the same bytes; ``expected``: the
     program the bytes were encoded from.
     """
     errors: List[str] = []
+    accepted = False
     for buffer in _buffers(data, rng):
         try:
             program = decode(buffer)
@@ -181,6 +192,7 @@ def check_code(data: bytes, rng: random.Random, expected: Optional[List[Instruct
         except DecodeError as error:
             errors.append(type(error).__name__)
         else:
+            accepted = True
             _expect(encode(program) == data, lambda: f"{data.hex()} decoded and encoded as {encode(program).hex()}")
             _expect(assemble(text) == data, lambda: f"{data.hex()} disassembled and reassembled differently")
             _expect([slot for slot, _ in iter_decode(buffer)] == _slots(program), lambda: "iter_decode slots")
@@ -191,7 +203,7 @@ def check_code(data: bytes, rng: random.Random, expected: Optional[List[Instruct
             Instruction.decode(buffer, offset)  # type: ignore[arg-type]
         except DecodeError as error:
             errors.append(type(error).__name__)
-    return errors
+    return Outcome(accepted, errors)
 
 
 def _slots(program: List[Instruction]) -> List[int]:
@@ -281,7 +293,7 @@ def _add_random_type(b: BtfBuilder, rng: random.Random, type_id: int, count: int
     return BtfType(type_id, kind, name, type_id=earlier)
 
 
-def check_btf(blob: bytes, expected: Optional[List[BtfType]] = None, max_ids: int = 64) -> List[str]:
+def check_btf(blob: bytes, expected: Optional[List[BtfType]] = None, max_ids: int = 64) -> Outcome:
     """Read ``blob`` through every lookup of :class:`Btf`: only BtfError, and no endless walk.
 
     ``expected``: the types the blob was built from, which every lookup must agree with.
@@ -297,14 +309,14 @@ def check_btf(blob: bytes, expected: Optional[List[BtfType]] = None, max_ids: in
 
     btf = attempt(lambda: Btf(blob))
     if btf is None:
-        return errors
+        return Outcome(False, errors)
     count = attempt(lambda: len(btf))
     if expected is not None:
         _expect(count == len(expected), lambda: f"{count} types read, {len(expected)} written")
     last = min(count if isinstance(count, int) else max_ids, max_ids)
-    for type_id in range(0, last + 2):
+    for type_id in range(0, last + 2):  # with void and one past the end, which must fail
         _check_one_type(btf, type_id, attempt, expected)
-    return errors
+    return Outcome(isinstance(count, int), errors)
 
 
 def _check_one_type(btf: Btf, type_id: int, attempt: Callable[[Callable[[], object]], object],
@@ -401,7 +413,7 @@ def random_ring(rng: random.Random, ring: Ring) -> Ring:
     return Ring(data, ring.size, consumer, producer, None, None)
 
 
-def check_ring(ring: Ring, rng: random.Random) -> List[str]:
+def check_ring(ring: Ring, rng: random.Random) -> Outcome:
     """Walk ``ring`` with drain (views and in place) and walk(): only RingBufferCorrupt, every
     record inside the data area; a valid ring yields exactly its committed payloads."""
     errors: List[str] = []
@@ -434,4 +446,4 @@ def check_ring(ring: Ring, rng: random.Random) -> List[str]:
         _expect(outcomes[2] == ring.expected, lambda: "walk() payloads")
         if limit is None:
             _expect(outcomes[0][0] == ring.end, lambda: f"stopped at {outcomes[0][0]}, expected {ring.end}")
-    return errors
+    return Outcome(outcomes[0] is not None, errors)

@@ -25,7 +25,7 @@ def test_valid_text_round_trips_and_mutated_text_raises_only_asm_errors(rng: ran
     program = valid_program(rng)
     code = encode(program)
     text = disassemble(code, labels=rng.random() < 0.5, helper_comments=rng.random() < 0.5)
-    assert check_text(text, expected=code) == []
+    assert check_text(text, expected=code) == (True, [])
     check_text(mutate_text(rng, text))
 
 
