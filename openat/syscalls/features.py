@@ -233,7 +233,7 @@ def _links_to_private_lo(prog_type: int, attach_type: int, verdict: int, flags: 
         return _failed(error)
     except OSError as error:  # unshare: no private namespace to try in
         return Feature(False, f"cannot make a private network namespace to probe in: {error}")
-    return Feature(True, f"BPF_LINK_CREATE with {enum_name(AttachType, attach_type)} attached")
+    return Feature(True, f"BPF_LINK_CREATE with BPF_{enum_name(AttachType, attach_type).upper()} works (tried on a private lo)")
 
 
 @functools.cache
