@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import re
 import signal
@@ -27,8 +28,9 @@ class Example:
     """An example running in ``side``'s namespace; its stdout lines arrive in a queue as they are printed."""
 
     def __init__(self, side: Side, name: str, *args: str) -> None:
+        environment = dict(os.environ, PYTHONPATH=str(EXAMPLES.parent))  # this tree's openat, also in the guest
         self.process = subprocess.Popen([sys.executable, "-c", ENTER_NETNS, side.netns, str(EXAMPLES / name), *args],
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
         self.lines: "queue.Queue[str]" = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
