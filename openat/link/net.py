@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import Any, Callable, TypeVar, Union
+from typing import Any, Callable, List, TypeVar, Union
 
 from ..syscalls.errors import ENOTSUPP, BpfError, NotSupportedError, PermissionDeniedError
 from ..syscalls.fd import FdLike, fd_of
 from ..syscalls.info import ProgInfo, prog_info
 from ..syscalls.netns import NetnsFd, current_netns, run_in_netns
 from ..uapi import ProgType, enum_name
+from .link import Closable
 
-__all__ = ["INSTALL_HINT", "Interface", "find_interface", "import_pyroute2", "netlink_error", "program_of_type"]
+__all__ = ["INSTALL_HINT", "Interface", "find_interface", "import_pyroute2", "netlink_error", "program_of_type", "release"]
 
 INSTALL_HINT = "pip install 'openat[net]' (or: pip install pyroute2)"
 IFNAMSIZ = 16  # with the NUL
@@ -137,3 +138,12 @@ def program_of_type(program: FdLike, prog_type: int, hook: str) -> ProgInfo:
             f"({info.name or 'unnamed'!r}, id {info.id}) is BPF_PROG_TYPE_{info.type_name.upper()}"
         )
     return info
+
+
+def release(resources: List[Closable]) -> None:
+    """Close what a failed attach made so far, newest first; their own errors give way to the attach error."""
+    while resources:
+        try:
+            resources.pop().close()
+        except (OSError, BpfError):
+            pass

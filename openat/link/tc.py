@@ -37,7 +37,7 @@ from ..syscalls.links import link_create
 from ..uapi import ETH_P_ALL, AttachType, ProgType
 from .lifetime import close_at_exit
 from .link import Closable, Link
-from .net import Interface, find_interface, import_pyroute2, program_of_type
+from .net import Interface, find_interface, import_pyroute2, program_of_type, release
 
 __all__ = ["CLSACT_PARENTS", "DEFAULT_HANDLE", "DEFAULT_PRIORITY", "DIRECTIONS", "INTERFACES", "SCHED_CLS_PROG_TYPE", "attach"]
 
@@ -82,7 +82,7 @@ def attach(
         else:
             how = _attach_filter(program, info, device, direction, placement, resources)
     except BaseException:
-        _close_all(resources)
+        release(resources)
         raise
     link = Link(f"tc {direction} {device} via {how}", resources)
     if not use_tcx:
@@ -117,14 +117,6 @@ def _choose(interface: str, placement: Tuple[bool, int, int]) -> Tuple[bool, str
 
     tcx = features.tcx_link()
     return (True, "") if tcx else (False, f" (tcx unavailable: {tcx.reason})")
-
-
-def _close_all(resources: List[Closable]) -> None:
-    while resources:
-        try:
-            resources.pop().close()
-        except (OSError, BpfError):
-            pass  # the attach error is the one to report
 
 
 def _attach_filter(program: FdLike, info: ProgInfo, device: Interface, direction: str,

@@ -43,7 +43,7 @@ from ..uapi import (
 )
 from .lifetime import close_at_exit
 from .link import Closable, Link
-from .net import Interface, find_interface, import_pyroute2, program_of_type
+from .net import Interface, find_interface, import_pyroute2, program_of_type, release
 
 __all__ = ["INTERFACES", "MODES", "XDP_PROG_TYPE", "attach", "attached_program_ids"]
 
@@ -97,7 +97,7 @@ def attach(
             resources.append(attachment)
             used, attachment.mode_flag = _attached_mode(device, info)
     except BaseException:
-        _close_all(resources)
+        release(resources)
         raise
     how = "BPF link" if use_link else "netlink (IFLA_XDP)"
     link = Link(f"xdp {device}, {used} mode, via {how}", resources)
@@ -116,14 +116,6 @@ def _choose(interface: str) -> tuple[bool, str]:
 
     links = features.xdp_link()
     return (True, "") if links else (False, f" (XDP links unavailable: {links.reason})")
-
-
-def _close_all(resources: List[Closable]) -> None:
-    while resources:
-        try:
-            resources.pop().close()
-        except (OSError, BpfError):
-            pass  # the attach error is the one to report
 
 
 def _attach_link(program: FdLike, device: Interface, mode: str) -> OwnedFd:
