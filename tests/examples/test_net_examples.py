@@ -53,7 +53,8 @@ class Example:
 
     def stop(self, signum: int) -> str:
         self.process.send_signal(signum)
-        _, err = self.process.communicate(timeout=RUN_TIMEOUT_S)
+        self.process.wait(timeout=RUN_TIMEOUT_S)  # not communicate(): stdout is the reader thread's
+        err = self.process.stderr.read()  # type: ignore[union-attr]
         assert self.process.returncode == 0, err
         assert "Traceback" not in err
         return err
@@ -96,6 +97,7 @@ def test_tc_drop_udp_drops_what_it_says_and_stops_on_ctrl_c(veth):  # noqa: F811
 def test_an_unknown_interface_is_one_line_on_stderr(veth):  # noqa: F811
     for name, args in (("xdp_count.py", ["nope0"]), ("tc_drop_udp.py", ["nope0", "53"])):
         example = Example(veth.a, name, *args)
-        _, err = example.process.communicate(timeout=RUN_TIMEOUT_S)
+        example.process.wait(timeout=RUN_TIMEOUT_S)
+        err = example.process.stderr.read()  # type: ignore[union-attr]
         assert example.process.returncode == 1
         assert err.splitlines() == [f"{name[:-3]}: no network interface 'nope0' in this network namespace"]

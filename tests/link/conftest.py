@@ -94,6 +94,17 @@ def udp_socket(side: Side, port: int = 0) -> socket.socket:
     return sock
 
 
+@contextlib.contextmanager
+def one_cpu() -> Iterator[None]:
+    """Keep this thread on one CPU: what a veth receives goes to that CPU's backlog, in the order sent."""
+    allowed = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(allowed)})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, allowed)
+
+
 def send_and_count(pair: VethPair, sender: Side, port: int, count: int, sentinel_port: int) -> int:
     """Send ``count`` datagrams from ``sender`` to the other end's ``port``, then one to ``sentinel_port``.
 
@@ -106,9 +117,10 @@ def send_and_count(pair: VethPair, sender: Side, port: int, count: int, sentinel
         receiver = stack.enter_context(udp_socket(receiver_side, port))
         sentinel = stack.enter_context(udp_socket(receiver_side, sentinel_port))
         source = stack.enter_context(udp_socket(sender))
-        for sequence in range(count):
-            source.sendto(b"openat %d" % sequence, (receiver_side.address, port))
-        source.sendto(b"sentinel", (receiver_side.address, sentinel_port))
+        with one_cpu():
+            for sequence in range(count):
+                source.sendto(b"openat %d" % sequence, (receiver_side.address, port))
+            source.sendto(b"sentinel", (receiver_side.address, sentinel_port))
         sentinel.settimeout(RECEIVE_TIMEOUT_S)
         assert sentinel.recv(64) == b"sentinel"
         receiver.setblocking(False)
