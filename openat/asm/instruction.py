@@ -21,7 +21,9 @@ from typing import Any, Iterator
 from .errors import AsmError, DecodeError
 from .formatter import format_instruction
 from .opcodes import (
+    ALL_FORMS,
     ATOMIC_OPS,
+    BPF_CALLX,
     BPF_ADD,
     BPF_DIV,
     BPF_MOD,
@@ -55,14 +57,19 @@ def signed64(value: int) -> int:
     return value - (1 << 64) if value > INT64_MAX else value
 
 
-def field_problem(opcode: int, dst: int, src: int, off: int, imm: int) -> str | None:
+def field_problem(opcode: int, dst: int, src: int, off: int, imm: int, *, callx: bool = False) -> str | None:
     """Why these field values are not a valid RFC 9669 instruction, or ``None`` if they are.
 
     Fields are assumed to be within their bit widths already. Reserved fields must be zero,
-    as RFC 9669 requires and LLVM's decoder enforces.
+    as RFC 9669 requires and LLVM's decoder enforces. ``callx`` also accepts the ``callx``
+    extension (call by register), which RFC 9669 does not define.
     """
     form = FORMS.get(opcode)
     if form is None:
+        if opcode == BPF_CALLX and callx:
+            if dst > MAX_REGISTER:
+                return f"no register r{dst} (r0-r10 exist)"
+            return "src, offset and imm must be 0 for callx" if (src or off or imm) else None
         return f"unknown opcode 0x{opcode:02x}"
     kind = form.kind
     if dst > MAX_REGISTER and kind not in ("ldabs", "ldind", "ja", "gotol", "call", "exit"):
@@ -124,7 +131,7 @@ def field_problem(opcode: int, dst: int, src: int, off: int, imm: int) -> str | 
 
 def required_level(opcode: int, src: int, off: int, imm: int) -> int:
     """The ISA level (1-4) a valid instruction needs; see docs/isa.md for the table."""
-    form = FORMS[opcode]
+    form = ALL_FORMS[opcode]
     level = form.level
     kind = form.kind
     if kind == "alu" and off == 1:
@@ -138,7 +145,7 @@ def required_level(opcode: int, src: int, off: int, imm: int) -> int:
 
 def describe_level(opcode: int, src: int, off: int, imm: int) -> str:
     """A short name for what makes an instruction need its level (for error messages)."""
-    form = FORMS[opcode]
+    form = ALL_FORMS[opcode]
     if form.kind == "alu" and off == 1:
         return "signed division/modulo"
     if form.kind == "mov" and off:
@@ -232,7 +239,7 @@ class Instruction(tuple):
     @property
     def form(self) -> Form:
         """The opcode's :class:`~openat.asm.opcodes.Form` (kind, op, width, size...)."""
-        return FORMS[self[0]]
+        return ALL_FORMS[self[0]]
 
     @property
     def is_wide(self) -> bool:
@@ -278,7 +285,7 @@ class Instruction(tuple):
         return _decode_at(data, offset, len(data))
 
 
-def _decode_at(data: bytes | bytearray | memoryview, offset: int, end: int) -> Instruction:
+def _decode_at(data: bytes | bytearray | memoryview, offset: int, end: int, callx: bool = False) -> Instruction:
     if offset + 8 > end:
         raise DecodeError(
             f"byte {offset}: truncated instruction ({end - offset} bytes left, 8 needed)", offset
@@ -299,15 +306,18 @@ def _decode_at(data: bytes | bytearray | memoryview, offset: int, end: int) -> I
                 offset + 8,
             )
         imm = (imm2 << 32) | (imm & UINT32_MAX)  # imm2 is signed, so the result is too
-    problem = field_problem(opcode, dst, src, off, imm)
+    problem = field_problem(opcode, dst, src, off, imm, callx=callx)
     if problem:
         raw = bytes(data[offset : offset + 8]).hex(" ")
         raise DecodeError(f"slot {offset // 8} ({raw}): {problem}", offset)
     return tuple.__new__(Instruction, (opcode, dst, src, off, imm, ""))
 
 
-def iter_decode(code: bytes | bytearray | memoryview) -> Iterator[tuple[int, Instruction]]:
-    """Yield ``(slot, instruction)`` for a whole program; raises :class:`DecodeError`."""
+def iter_decode(code: bytes | bytearray | memoryview, *, callx: bool = False) -> Iterator[tuple[int, Instruction]]:
+    """Yield ``(slot, instruction)`` for a whole program; raises :class:`DecodeError`.
+
+    ``callx`` accepts the ``callx`` extension (opcode 0x8d), which is otherwise an unknown opcode.
+    """
     if not isinstance(code, (bytes, bytearray, memoryview)):
         raise DecodeError(f"expected bytes, got {type(code).__name__}", 0)
     if isinstance(code, memoryview):
@@ -317,14 +327,17 @@ def iter_decode(code: bytes | bytearray | memoryview) -> Iterator[tuple[int, Ins
         raise DecodeError(f"code is {end} bytes, not a multiple of 8", end - end % 8)
     offset = 0
     while offset < end:
-        ins = _decode_at(code, offset, end)
+        ins = _decode_at(code, offset, end, callx)
         yield offset // 8, ins
         offset += 16 if ins[0] == LDDW else 8
 
 
-def decode(code: bytes | bytearray | memoryview) -> list[Instruction]:
-    """Decode a whole program into instructions; raises :class:`DecodeError` if malformed."""
-    return [ins for _, ins in iter_decode(code)]
+def decode(code: bytes | bytearray | memoryview, *, callx: bool = False) -> list[Instruction]:
+    """Decode a whole program into instructions; raises :class:`DecodeError` if malformed.
+
+    ``callx`` accepts the ``callx`` extension, as :func:`iter_decode` does.
+    """
+    return [ins for _, ins in iter_decode(code, callx=callx)]
 
 
 def encode(instructions: "list[Instruction] | tuple[Instruction, ...]") -> bytes:
