@@ -238,4 +238,6 @@ class Memory:
             return f"{what} is in no region of the machine"
         if address < region.base + region.size:
             return f"{what} ({region.describe(address)}) runs past the end of {region.name} ({region.size} bytes)"
-        return f"{what} is {address - region.end} bytes past the end of {region.name} ({region.size} bytes at {region.base:#x})"
+        past = address - region.end
+        distance = "starts right at the end" if past == 0 else f"is {past} bytes past the end"
+        return f"{what} {distance} of {region.name} ({region.size} bytes at {region.base:#x})"
