@@ -24,6 +24,7 @@ when it is not. No pointer ever reaches a data register (its value would differ)
 
 from __future__ import annotations
 
+import random
 from typing import Dict, List, Set
 
 from hypothesis import strategies as st
@@ -31,7 +32,7 @@ from hypothesis import strategies as st
 from openat.asm import Program, R6, R7, R10
 from openat.asm.registers import R, W
 
-__all__ = ["BODY", "MAP_VALUE_SIZE", "build", "initial_value", "specs"]
+__all__ = ["MAP_VALUE_SIZE", "build", "initial_value", "random_spec", "specs"]
 
 DATA = (0, 1, 2, 3, 4, 5, 8, 9)
 SCRATCH = 128  # first byte of the value the body may use
@@ -43,95 +44,106 @@ ALU_OPS = ("add", "sub", "mul", "div", "sdiv", "or_", "and_", "lsh", "rsh", "mod
 JUMP_OPS = ("jeq", "jne", "jgt", "jge", "jlt", "jle", "jset", "jsgt", "jsge", "jslt", "jsle")
 ATOMICS = ("add", "or", "and", "xor", "xchg", "cmpxchg")
 
-_register = st.sampled_from(DATA)
-# Edge values are where implementations differ (division by 0, INT_MIN / -1, sign bits,
-# upper halves), so they are drawn as often as uniform ones.
 _EDGES32 = [0, 1, -1, 2, 3, 7, 31, 32, 63, 64, -(1 << 31), (1 << 31) - 1, 0x80, 0xFF, 0x8000, -0x8000]
 _EDGES64 = [0, 1, 2, 3, (1 << 63), (1 << 64) - 1, (1 << 32) - 1, 1 << 32, (1 << 31), (1 << 64) - (1 << 31),
             0xFFFFFFFF80000000, 0x7FFFFFFFFFFFFFFF, 0x00000000FFFFFFFE, 0x123456789ABCDEF0, 0x80, 0xFF80,
             32, 40, 63, 64, 65, 100]  # the last: shift counts past 31 and 63
-_imm32 = st.one_of(st.integers(-(1 << 31), (1 << 31) - 1), st.sampled_from(_EDGES32))
-# Hypothesis favours small integers; scrambled, they also give values with every bit in play.
-_value64 = st.one_of(
-    st.integers(0, (1 << 64) - 1),
-    st.integers(0, (1 << 64) - 1).map(lambda value: (value * 0x9E3779B97F4A7C15 + 0x7F4A7C15) & ((1 << 64) - 1)),
-    st.sampled_from(_EDGES64),
-)
 
 
-@st.composite
-def _alu(draw):  # type: ignore[no-untyped-def]
-    op = draw(st.sampled_from(ALU_OPS))
-    is32 = draw(st.booleans())
-    by_register = draw(st.booleans())
-    imm = draw(_imm32)
-    if op in ("lsh", "rsh", "arsh"):
-        imm = imm % (32 if is32 else 64)  # the verifier refuses out-of-range shift immediates
-    if op in ("div", "sdiv", "mod", "smod") and imm == 0:
-        imm = 3  # and division by the constant 0
-    # Often an operand is set to an edge value just before (a 0 divisor, a shift count past
-    # the width, INT_MIN and -1): random values alone reach those too rarely.
-    primed = draw(st.one_of(st.none(), st.tuples(st.booleans(), st.sampled_from(_EDGES64))))
-    return ("alu", op, is32, draw(_register), draw(_register) if by_register else None, imm, primed)
+class _Draw:
+    """The generator's choices, from a ``random.Random``: edge values (division by 0,
+    INT_MIN / -1, sign bits, upper halves, shift counts past the width) are drawn about as
+    often as uniform ones, because that is where implementations differ."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+
+    def register(self) -> int:
+        return self.rng.choice(DATA)
+
+    def imm32(self) -> int:
+        rng = self.rng
+        return rng.choice(_EDGES32) if rng.random() < 0.4 else rng.randint(-(1 << 31), (1 << 31) - 1)
+
+    def value64(self) -> int:
+        rng = self.rng
+        return rng.choice(_EDGES64) if rng.random() < 0.4 else rng.getrandbits(64)
+
+    def alu(self) -> tuple:
+        rng = self.rng
+        op, is32, by_register, imm = rng.choice(ALU_OPS), rng.random() < 0.5, rng.random() < 0.5, self.imm32()
+        if op in ("lsh", "rsh", "arsh"):
+            imm %= 32 if is32 else 64  # the verifier refuses out-of-range shift immediates
+        if op in ("div", "sdiv", "mod", "smod") and imm == 0:
+            imm = 3  # and division by the constant 0
+        # Often an operand is set to an edge value just before: random values alone reach a
+        # 0 divisor or a shift count past the width too rarely.
+        primed = (rng.random() < 0.5, rng.choice(_EDGES64)) if rng.random() < 0.3 else None
+        return ("alu", op, is32, self.register(), self.register() if by_register else None, imm, primed)
+
+    def memory(self) -> tuple:
+        rng = self.rng
+        size, in_stack = rng.choice((1, 2, 4, 8)), rng.random() < 0.5
+        if in_stack:  # the stack needs aligned accesses
+            offset = STACK_LOW + size * rng.randrange(64 // size)
+        else:  # the map value takes misaligned ones too, as on x86-64
+            offset = rng.randint(SCRATCH, LOG - size)
+        kind = rng.choice(("load", "load", "store", "store_imm", "signed_load"))
+        if kind == "signed_load" and size == 8:
+            kind = "load"
+        return (kind, in_stack, size, offset, self.register(), self.imm32())
+
+    def atomic(self) -> tuple:
+        rng = self.rng
+        size, in_stack = rng.choice((4, 8)), rng.random() < 0.5
+        offset = (STACK_LOW if in_stack else SCRATCH) + size * rng.randrange(64 // size)
+        return ("atomic", in_stack, size, offset, self.register(), rng.choice(ATOMICS), rng.random() < 0.5)
+
+    def jump(self) -> tuple:
+        rng = self.rng
+        by_register = rng.random() < 0.5
+        return ("jump", rng.choice(JUMP_OPS), rng.random() < 0.5, self.register(),
+                self.register() if by_register else None, self.imm32(), rng.randint(0, 6))
+
+    def other(self) -> tuple:
+        rng = self.rng
+        kind = rng.choice(("neg", "movsx", "swap", "lddw", "goto0"))
+        if kind == "neg":
+            return ("neg", rng.random() < 0.5, self.register())
+        if kind == "movsx":
+            return ("movsx", rng.random() < 0.5, self.register(), self.register(), rng.choice((8, 16, 32)))
+        if kind == "swap":
+            return ("swap", rng.choice(("le", "be", "bswap")), self.register(), rng.choice((16, 32, 64)))
+        if kind == "lddw":
+            return ("lddw", self.register(), self.value64())
+        return ("goto0", rng.random() < 0.5)
+
+    def packet(self) -> tuple:
+        """Rarer: a packet load makes r1-r5 unreadable, which ends what they were computing."""
+        rng = self.rng
+        if rng.random() < 0.5:
+            return ("ldabs", rng.choice((1, 2, 4)), rng.randint(0, 66))
+        return ("ldind", rng.choice((1, 2, 4)), self.register(), rng.randint(0, 40), rng.randint(-8, 24))
+
+    def body_instruction(self) -> tuple:
+        kinds = (self.alu,) * 8 + (self.memory,) * 4 + (self.atomic,) * 2 + (self.jump,) * 3 + (self.other, self.packet)
+        return self.rng.choice(kinds)()
 
 
-@st.composite
-def _memory(draw):  # type: ignore[no-untyped-def]
-    size = draw(st.sampled_from((1, 2, 4, 8)))
-    in_stack = draw(st.booleans())
-    if in_stack:  # the stack needs aligned accesses
-        offset = STACK_LOW + size * draw(st.integers(0, 64 // size - 1))
-    else:  # the map value takes misaligned ones too, as on x86-64
-        offset = draw(st.integers(SCRATCH, MAP_VALUE_SIZE - size))
-    kind = draw(st.sampled_from(("load", "load", "store", "store_imm", "signed_load")))
-    if kind == "signed_load" and size == 8:
-        kind = "load"
-    return (kind, in_stack, size, offset, draw(_register), draw(_imm32))
-
-
-@st.composite
-def _atomic(draw):  # type: ignore[no-untyped-def]
-    size = draw(st.sampled_from((4, 8)))
-    in_stack = draw(st.booleans())
-    base = STACK_LOW if in_stack else SCRATCH
-    offset = base + size * draw(st.integers(0, 64 // size - 1))
-    return ("atomic", in_stack, size, offset, draw(_register), draw(st.sampled_from(ATOMICS)), draw(st.booleans()))
-
-
-@st.composite
-def _jump(draw):  # type: ignore[no-untyped-def]
-    by_register = draw(st.booleans())
-    return ("jump", draw(st.sampled_from(JUMP_OPS)), draw(st.booleans()), draw(_register),
-            draw(_register) if by_register else None, draw(_imm32), draw(st.integers(0, 6)))
-
-
-_other = st.one_of(
-    st.tuples(st.just("neg"), st.booleans(), _register),
-    st.tuples(st.just("movsx"), st.booleans(), _register, _register, st.sampled_from((8, 16, 32))),
-    st.tuples(st.just("swap"), st.sampled_from(("le", "be", "bswap")), _register, st.sampled_from((16, 32, 64))),
-    st.tuples(st.just("lddw"), _register, _value64),
-    st.tuples(st.just("goto0"), st.booleans()),
-)
-# Rarer: a packet load makes r1-r5 unreadable, which ends what they were computing.
-_packet = st.one_of(
-    st.tuples(st.just("ldabs"), st.sampled_from((1, 2, 4)), st.integers(0, 66)),
-    st.tuples(st.just("ldind"), st.sampled_from((1, 2, 4)), _register, st.integers(0, 40), st.integers(-8, 24)),
-)
-
-#: One body instruction (a spec tuple that :func:`build` emits).
-BODY = st.one_of(  # weights by repetition (distinct objects: one_of drops repeats of one)
-    *[_alu() for _ in range(8)], *[_memory() for _ in range(4)], *[_atomic() for _ in range(2)],
-    *[_jump() for _ in range(3)], _other, _packet,
-)
+def random_spec(rng: random.Random, min_size: int = 16, max_size: int = 64) -> tuple:
+    """A whole program's description: initial register and stack values, and the body."""
+    draw = _Draw(rng)
+    return (
+        [draw.value64() for _ in DATA],
+        [draw.value64() for _ in range(8)],
+        [draw.body_instruction() for _ in range(rng.randint(min_size, max_size))],
+    )
 
 
 def specs(min_size: int = 16, max_size: int = 64) -> st.SearchStrategy:
-    """A whole program's description: initial register and stack values, and the body."""
-    return st.tuples(
-        st.lists(_value64, min_size=len(DATA), max_size=len(DATA)),
-        st.lists(_value64, min_size=8, max_size=8),
-        st.lists(BODY, min_size=min_size, max_size=max_size),
-    )
+    """Programs as hypothesis draws them: each from a Random hypothesis seeds (generating a
+    program draw by draw through hypothesis costs 30 ms; this, microseconds)."""
+    return st.randoms(use_true_random=True).map(lambda rng: random_spec(rng, min_size, max_size))
 
 
 class _Emitter:
