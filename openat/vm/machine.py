@@ -248,7 +248,7 @@ class Machine:
         ins = self._by_slot.get(slot) if hasattr(self, "_by_slot") else None
         if ins is None:
             return VmError(reason, slot=slot)
-        return VmError(reason, slot=slot, instruction=format_instruction(ins), source=ins[5])
+        return VmError(reason, slot=slot, instruction=format_instruction(ins, helper_comments=True), source=ins[5])
 
     # ------------------------------------------------------------ running
 
@@ -348,7 +348,7 @@ class Machine:
         """The VmError for ``error`` raised by the instruction at ``pc``."""
         if isinstance(error, VmError):
             ins = self._by_slot.get(pc)
-            return error.at(pc, format_instruction(ins) if ins else "", ins[5] if ins else "")
+            return error.at(pc, format_instruction(ins, helper_comments=True) if ins else "", ins[5] if ins else "")
         if isinstance(error, (KeyError, IndexError, struct.error)):
             return self.error_at(pc, self._fault_reason(pc))
         if isinstance(error, RecursionError):
