@@ -95,13 +95,15 @@ class Machine:
     ``budget`` bounds the instructions of a run; ``current``, ``clock`` (a function returning
     nanoseconds, default ``time.monotonic_ns``), ``cpu`` and ``seed`` (of get_prandom_u32)
     are what the helpers report. ``strict_alignment`` makes every access need natural
-    alignment (else only the stack's and atomics do, as on x86-64).
+    alignment (else only the stack's and atomics do, as on x86-64). ``sources`` gives one
+    source line per slot for programs whose instructions carry none (bytes from another
+    front end), for errors and traces.
     """
 
     def __init__(
         self, program: ProgramInput, *, isa: str = "v4", maps: MapsInput = None, budget: int = DEFAULT_BUDGET,
         current: CurrentTask = CurrentTask(), clock: Optional[Callable[[], int]] = None, cpu: int = 0,
-        seed: Optional[int] = None, strict_alignment: bool = False,
+        seed: Optional[int] = None, strict_alignment: bool = False, sources: Optional[Sequence[str]] = None,
     ) -> None:
         level = ISA_LEVELS.get(isa) if isinstance(isa, str) else None
         if level is None:
@@ -126,9 +128,9 @@ class Machine:
         self.writes: Optional[List[Tuple[int, bytes]]] = None  # helpers' stores, while tracing
         self._values: Dict[Tuple[int, bytes, int], Region] = {}
         self._stack_tops = [self._add_stack(frame) for frame in range(MAX_FRAMES)]
-        code, sources, names = self._code_of(program, maps)
+        code, own_sources, names = self._code_of(program, maps)
         self._bind_maps(maps, names)
-        self.instructions = self._decode(code, sources)
+        self.instructions = self._decode(code, list(sources) if sources is not None else own_sources)
         self._by_slot = dict(self.instructions)
         self._starts = frozenset(self._by_slot)
         self._ops = compile_program(self, self.instructions, len(code) // 8)
@@ -243,6 +245,10 @@ class Machine:
 
         return fail
 
+    def instruction_at(self, slot: int) -> Optional[Instruction]:
+        """The instruction starting at ``slot``, or None."""
+        return self._by_slot.get(slot)
+
     def error_at(self, slot: int, reason: str) -> VmError:
         """A VmError naming the instruction at ``slot``."""
         ins = self._by_slot.get(slot) if hasattr(self, "_by_slot") else None
@@ -329,7 +335,7 @@ class Machine:
     def _run_from(self, pc: int) -> None:
         """Run from slot ``pc`` until the exit of the frame it starts in."""
         if self.tracer is not None:
-            return self.tracer.run_from(pc, self._ticks)
+            return self._trace_from(pc)
         ops = self._ops
         try:
             for _ in self._ticks:
@@ -338,6 +344,23 @@ class Machine:
             return None
         except Exception as error:  # noqa: BLE001 - every failure becomes a VmError naming pc
             raise self.stopped(pc, error) from None
+        raise self.out_of_budget(pc)
+
+    def _trace_from(self, pc: int) -> None:
+        """:meth:`_run_from`, handing each step to the tracer."""
+        ops, r, frames, record = self._ops, self.registers, self.frames, self.tracer.record
+        for _ in self._ticks:
+            before, printed, depth = r[:], len(self.printk), len(frames)
+            self.writes = []
+            slot = pc
+            try:
+                pc = ops[pc]()
+            except Exit:
+                record(slot, before, printed, depth)
+                return None
+            except Exception as error:  # noqa: BLE001 - every failure becomes a VmError naming slot
+                raise self.stopped(slot, error) from None
+            record(slot, before, printed, depth)
         raise self.out_of_budget(pc)
 
     def out_of_budget(self, pc: int) -> VmError:
@@ -479,8 +502,10 @@ class Machine:
             packet = machine.packet
             offset = imm if index is None else _signed32((r[index] + imm) & M32)
             if packet is None or offset < 0 or offset + size > len(packet):
+                if machine.frames:  # the end of the program, not of this function
+                    raise VmError("a packet load in a called function: Linux refuses ld_abs/ld_ind in "
+                                  "programs with bpf-to-bpf calls, so it has no way to end the program from here")
                 r[0] = 0
-                machine.frames.clear()
                 raise Exit
             r[0] = int.from_bytes(packet[offset : offset + size], "big")
             return nxt

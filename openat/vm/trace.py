@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Iterator, List, NamedTuple, Optional, Tuple
 
 from ..asm.formatter import format_instruction
 from .errors import VmError
-from .ops import Exit
+from .memory import MemoryFault
 
 if TYPE_CHECKING:
     from ..asm.instruction import Instruction
@@ -116,25 +116,9 @@ class Trace:
 
     # -- recording (called by the machine)
 
-    def run_from(self, pc: int, ticks: Iterator[None]) -> None:
-        """The run loop, recording each step; like Machine's own, it ends at the exit of its frame."""
-        m = self.machine
-        ops, r, frames = m._ops, m.registers, m.frames
-        for _ in ticks:
-            before, printed, depth = r[:], len(m.printk), len(frames)
-            m.writes = []
-            slot = pc
-            try:
-                pc = ops[pc]()
-            except Exit:
-                self._record(slot, before, printed, depth)
-                return
-            except Exception as error:  # noqa: BLE001 - the machine names it
-                raise m.stopped(slot, error) from None
-            self._record(slot, before, printed, depth)
-        raise m.out_of_budget(pc)
-
-    def _record(self, slot: int, before: List[int], printed: int, depth: int) -> None:
+    def record(self, slot: int, before: List[int], printed: int, depth: int) -> None:
+        """Note the step the machine just ran: the instruction at ``slot``, with the registers
+        ``before`` it, the ``printk`` lines after the first ``printed``, at call ``depth``."""
         m = self.machine
         where = m.memory.where
         changes = [RegisterChange(register, old, new, m.points_to(new))
@@ -145,11 +129,11 @@ class Trace:
             address = (before[store[1]] + store[3]) & M64
             try:
                 data = m.memory.read(address, store.form.size)
-            except Exception:  # noqa: BLE001 - a region the store itself removed; nothing to show
+            except MemoryFault:  # a region the step itself removed: nothing to show
                 data = b""
             if data:
                 writes.insert(0, MemoryWrite(address, data, where(address) or f"{address:#x}"))
-        ins = m._by_slot[slot]
+        ins = m.instruction_at(slot)
         self.steps.append(TraceStep(len(self.steps), slot, self._lines[slot], ins[5], depth,
                                     tuple(changes), tuple(writes), tuple(m.printk[printed:])))
 

@@ -8,14 +8,15 @@ instead of a result); ``c`` and ``no register offset`` are notes. ``#`` starts a
 
 The ``asm`` text is assembled through the :class:`openat.asm.Program` DSL, with its opt-ins
 for what the suite uses and Linux refuses (shifts by out-of-range immediates, ``callx``): one
-DSL call per line of the file, so an error in the machine names the ``.data`` line.
+DSL call per line of the file. ``sources`` names the ``.data`` line of each slot, for the
+machine's errors and traces (``Machine(test.program, sources=test.sources)``).
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Callable, Dict, List, NamedTuple, Optional, Tuple, Union
+from typing import Dict, List, NamedTuple, Optional, Tuple, Union
 
 from openat.asm import Instruction, Program, Register
 from openat.asm.registers import R, W
@@ -30,10 +31,12 @@ _MOVSX = re.compile(r"movsx(8|16|32)(32|64)\Z")
 
 
 class ConformanceTest(NamedTuple):
-    """One ``.data`` file: the program (a Program, or bytes from ``raw``), its memory, what it must give."""
+    """One ``.data`` file: the program's bytes and the ``.data`` line of each slot, its memory,
+    and what it must give."""
 
     name: str
-    program: Union[Program, bytes]
+    program: bytes
+    sources: List[str]
     memory: Optional[bytes]
     result: Optional[int]
     error: Optional[str]
@@ -58,11 +61,12 @@ def parse(path: Path) -> ConformanceTest:
     memory = bytes.fromhex(" ".join(text for _, text in sections["mem"])) if "mem" in sections else None
     if sections.get("raw"):
         words = " ".join(text for _, text in sections["raw"]).split()
-        program: Union[Program, bytes] = b"".join(int(word, 0).to_bytes(8, "little") for word in words)
+        program = b"".join(int(word, 0).to_bytes(8, "little") for word in words)
+        sources = [f"{path.name}: raw word {index}" for index in range(len(words))]
     else:
-        program = assemble(sections.get("asm", []), path.name)
+        program, sources = assemble(sections.get("asm", []), path.name)
     return ConformanceTest(
-        path.name, program, memory,
+        path.name, program, sources, memory,
         int(result[-1][1], 0) if result else None,
         error[-1][1] if error else None,
     )
@@ -96,13 +100,13 @@ def _target(text: str) -> Union[int, str]:
     return _number(text) if text[0] in "+-" else text
 
 
-def assemble(lines: List[Tuple[int, str]], name: str) -> Program:
-    """The ``asm`` section as a Program; sources name the ``.data`` line."""
-    p = _SourcedProgram(name)
+def assemble(lines: List[Tuple[int, str]], name: str) -> Tuple[bytes, List[str]]:
+    """The ``asm`` section's bytes, and the ``.data`` line of each slot."""
+    p = Program(isa="v4", out_of_range_shifts=True, callx=True)
+    sources: List[str] = []
     labels = {text[:-1] for _, text in lines if text.endswith(":")}
     first_exit = True
     for number, text in lines:
-        p.line = number
         words = [word.rstrip(",") for word in text.split()]
         mnemonic, operands = words[0], words[1:]
         if mnemonic.endswith(":"):
@@ -115,21 +119,8 @@ def assemble(lines: List[Tuple[int, str]], name: str) -> Program:
             _statement(p, mnemonic, operands)
         except (ValueError, IndexError, KeyError) as error:
             raise ValueError(f"{name}:{number}: {text!r}: {error}") from None
-    return p
-
-
-class _SourcedProgram(Program):
-    """A Program whose instructions name the ``.data`` line they came from."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(isa="v4", out_of_range_shifts=True, callx=True)
-        self.file_name = name
-        self.line = 0
-
-    def _emit(self, opcode: int, dst: int, src: int, off: int, imm: int) -> int:
-        index = super()._emit(opcode, dst, src, off, imm)
-        self._insns[index] = tuple.__new__(Instruction, (opcode, dst, src, off, imm, f"{self.file_name}:{self.line}"))
-        return index
+        sources += [f"{name}:{number}"] * (p.slot_count - len(sources))
+    return p.encode(), sources
 
 
 def _statement(p: Program, mnemonic: str, operands: List[str]) -> None:
@@ -182,9 +173,6 @@ def _call(p: Program, operands: List[str]) -> None:
     p.call(_number(target))
 
 
-_SIZES = {"b": "b", "h": "h", "w": "w", "dw": "dw"}
-
-
 def _memory(p: Program, mnemonic: str, operands: List[str]) -> None:
     if mnemonic.startswith("ldx"):
         base, off = _address(operands[1])
@@ -197,9 +185,6 @@ def _memory(p: Program, mnemonic: str, operands: List[str]) -> None:
     if size < 32:
         value &= (1 << size) - 1  # the suite's assembler keeps the imm's bits; the store truncates them
     getattr(p, mnemonic)(base, off, value)
-
-
-_ATOMICS: Dict[str, Callable[..., None]] = {}
 
 
 def _atomic(p: Program, operands: List[str]) -> None:

@@ -14,7 +14,7 @@ import pytest
 from openat.vm import Machine, VmError
 from openat.vm import plugin
 
-from .conformance_format import ConformanceTest, parse
+from .conformance_format import parse
 
 DATA = Path(__file__).with_name("conformance")
 FILES = sorted(DATA.glob("*.data"))
@@ -25,10 +25,6 @@ def base16(data: bytes) -> str:
     return "".join(f"{byte:02x}  " for byte in data)
 
 
-def code_of(test: ConformanceTest) -> bytes:
-    return test.program if isinstance(test.program, bytes) else test.program.encode()
-
-
 def test_the_suite_is_all_there():
     assert len(FILES) == 313
     assert (DATA / "LICENSE").read_text().startswith("MIT License")
@@ -37,7 +33,7 @@ def test_the_suite_is_all_there():
 @pytest.mark.parametrize("path", FILES, ids=[path.stem for path in FILES])
 def test_expected_result(path):
     test = parse(path)
-    machine = Machine(test.program)
+    machine = Machine(test.program, sources=test.sources)
     if test.error is not None:
         with pytest.raises(VmError):
             machine.run(mem=test.memory)
@@ -55,7 +51,7 @@ def run_plugin(monkeypatch, capsys, code: bytes, memory) -> tuple:
 def test_every_test_through_the_plugin_protocol(monkeypatch, capsys):
     for path in FILES:
         test = parse(path)
-        status, out, err = run_plugin(monkeypatch, capsys, code_of(test), test.memory)
+        status, out, err = run_plugin(monkeypatch, capsys, test.program, test.memory)
         assert (status, err) == (0, ""), path.name
         assert int(out, 16) == test.result, path.name
 
@@ -63,7 +59,7 @@ def test_every_test_through_the_plugin_protocol(monkeypatch, capsys):
 def test_the_plugin_as_the_runner_starts_it():
     test = parse(DATA / "mem-len.data")  # r0 = r2: the memory's length
     done = subprocess.run([sys.executable, "-m", "openat.vm.plugin", base16(test.memory)],
-                          input=base16(code_of(test)).encode(), capture_output=True, timeout=60)
+                          input=base16(test.program).encode(), capture_output=True, timeout=60)
     assert (done.returncode, done.stdout, done.stderr) == (0, b"8\n", b"")
 
 
@@ -90,11 +86,12 @@ def test_an_error_section_expects_an_error(tmp_path):
     test = parse(data)
     assert (test.error, test.result, test.memory) == ("out of bounds", None, b"\x00\x01")
     with pytest.raises(VmError, match="past the end of packet"):
-        Machine(test.program).run(mem=test.memory)
+        Machine(test.program, sources=test.sources).run(mem=test.memory)
 
 
 def test_a_fault_names_the_data_files_line(tmp_path):
     data = tmp_path / "named.data"
     data.write_text("-- asm\nmov %r0, 1\nldxw %r0, [%r0+0]\nexit\n-- result\n0x0\n")
     with pytest.raises(VmError, match=r"insn 1 `w0 = \*\(u32 \*\)\(r0 \+ 0x0\)` \(named.data:3\): load: .*NULL"):
-        Machine(parse(data).program).run()
+        test = parse(data)
+        Machine(test.program, sources=test.sources).run()

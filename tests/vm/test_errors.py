@@ -236,3 +236,13 @@ def test_a_fault_in_a_callback_names_the_callbacks_instruction():
     p.exit()
     error = fails(p, r"insn 7 `r0 = \*\(u64 \*\)\(r3 \+ 0x0\)` .*NULL pointer")
     assert error.slot == 7  # not the call at 5
+
+
+def test_a_failing_packet_load_in_a_called_function():
+    p = Program(isa="v4")
+    p.call_label("sub")
+    p.exit()
+    p.label("sub")
+    p.ldabsb(100)
+    p.exit()
+    fails(p, r"insn 2 `r0 = \*\(u8 \*\)skb\[0x64\]`.*: a packet load in a called function", ctx=bytes(8), mem=bytes(4))

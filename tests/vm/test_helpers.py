@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from openat.asm import Program, R0, R1, R2, R3, R4, R5, R6, R7, R10
+from openat.asm import Program, R0, R1, R2, R3, R4, R5, R10
 from openat.uapi import BPF_EXIST, BPF_NOEXIST, BPF_RB_AVAIL_DATA, BPF_RB_CONS_POS, BPF_RB_PROD_POS, BPF_RB_RING_SIZE
 from openat.uapi import MapType
 from openat.vm import (
