@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from .formatter import format_instruction
-from .instruction import Instruction, iter_decode
+from .instruction import Buffer, Instruction, code_bytes, iter_decode
 from .opcodes import FORMS
 
 __all__ = ["disassemble", "jump_target_slots"]
@@ -26,7 +26,7 @@ def jump_target_slots(items: list[tuple[int, Instruction]]) -> set[int]:
 
 
 def disassemble(
-    code: bytes | bytearray | memoryview,
+    code: Buffer,
     *,
     labels: bool | Mapping[int, str] = False,
     helper_comments: bool = False,
@@ -41,6 +41,7 @@ def disassemble(
     line with its slot number, ``hex_bytes`` with its raw bytes (like llvm-objdump). Raises
     :class:`~openat.asm.errors.DecodeError` on malformed input, never another exception.
     """
+    code = code_bytes(code)  # any bytes-like object, flat: len() and slices count bytes
     items = list(iter_decode(code))
     total_slots = len(code) // 8
     names: dict[int, str] = {}

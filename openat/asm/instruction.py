@@ -14,9 +14,10 @@ zero except its imm, which holds the upper 32 bits. This package models it as on
 
 from __future__ import annotations
 
+import operator
 import struct
 from operator import itemgetter
-from typing import Any, Iterator
+from typing import Any, Iterator, Union
 
 from .errors import AsmError, DecodeError
 from .formatter import format_instruction
@@ -33,6 +34,9 @@ from .opcodes import (
 )
 
 __all__ = ["Instruction", "decode", "encode", "iter_decode"]
+
+# Any object with the buffer protocol is accepted (array.array, mmap, ctypes arrays too).
+Buffer = Union[bytes, bytearray, memoryview, Any]
 
 _SLOT = struct.Struct("<BBhi")
 _WIDE = struct.Struct("<BBhIBBhI")
@@ -280,12 +284,25 @@ class Instruction(tuple):
         return format_instruction(self, **options)
 
     @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, offset: int = 0) -> "Instruction":
-        """Decode the instruction at byte ``offset``; raises :class:`DecodeError` if malformed."""
-        return _decode_at(data, offset, len(data))
+    def decode(cls, data: Buffer, offset: int = 0) -> "Instruction":
+        """Decode the instruction at byte ``offset`` of any bytes-like ``data``.
+
+        Raises :class:`DecodeError`, never another exception: for malformed bytes, an offset
+        that is negative, not an int or too close to the end, or ``data`` that is no buffer.
+        """
+        code = code_bytes(data)
+        try:
+            start = operator.index(offset)
+        except TypeError:
+            raise DecodeError(f"offset must be an int, got {type(offset).__name__}", 0) from None
+        if start < 0:
+            raise DecodeError(f"byte {start}: offset is negative", start)
+        return _decode_at(code, start, len(code))
 
 
 def _decode_at(data: bytes | bytearray | memoryview, offset: int, end: int, callx: bool = False) -> Instruction:
+    if offset >= end:
+        raise DecodeError(f"byte {offset}: offset is at or past the end of the code ({end} bytes)", offset)
     if offset + 8 > end:
         raise DecodeError(
             f"byte {offset}: truncated instruction ({end - offset} bytes left, 8 needed)", offset
@@ -313,15 +330,36 @@ def _decode_at(data: bytes | bytearray | memoryview, offset: int, end: int, call
     return tuple.__new__(Instruction, (opcode, dst, src, off, imm, ""))
 
 
-def iter_decode(code: bytes | bytearray | memoryview, *, callx: bool = False) -> Iterator[tuple[int, Instruction]]:
-    """Yield ``(slot, instruction)`` for a whole program; raises :class:`DecodeError`.
+def code_bytes(code: object) -> bytes | bytearray | memoryview:
+    """``code`` as a flat sequence of bytes; :class:`DecodeError` when it is no bytes-like object.
 
-    ``callx`` accepts the ``callx`` extension (opcode 0x8d), which is otherwise an unknown opcode.
+    bytes and bytearray as they are; any other buffer (memoryview of any format, shape or
+    strides, array.array, mmap, ctypes arrays) as its bytes in C order: a view of them
+    when they are contiguous, else a copy.
     """
-    if not isinstance(code, (bytes, bytearray, memoryview)):
-        raise DecodeError(f"expected bytes, got {type(code).__name__}", 0)
-    if isinstance(code, memoryview):
-        code = code.cast("B") if code.format != "B" or code.ndim != 1 else code
+    if isinstance(code, (bytes, bytearray)):
+        return code
+    try:
+        view = memoryview(code)  # type: ignore[arg-type]
+    except TypeError:
+        raise DecodeError(f"expected a bytes-like object, got {type(code).__name__}", 0) from None
+    except ValueError as error:  # a released view, a closed mmap
+        raise DecodeError(f"cannot read the {type(code).__name__}: {error}", 0) from None
+    try:
+        if view.c_contiguous:
+            return view.cast("B")
+        return view.tobytes()
+    except (TypeError, ValueError, NotImplementedError) as error:  # formats memoryview cannot copy
+        raise DecodeError(f"cannot read the {type(code).__name__} as bytes: {error}", 0) from None
+
+
+def iter_decode(code: Buffer, *, callx: bool = False) -> Iterator[tuple[int, Instruction]]:
+    """Yield ``(slot, instruction)`` for a whole program in any bytes-like ``code``.
+
+    Raises :class:`DecodeError`, never another exception. ``callx`` accepts the ``callx``
+    extension (opcode 0x8d), which is otherwise an unknown opcode.
+    """
+    code = code_bytes(code)
     end = len(code)
     if end % 8:
         raise DecodeError(f"code is {end} bytes, not a multiple of 8", end - end % 8)
@@ -332,8 +370,8 @@ def iter_decode(code: bytes | bytearray | memoryview, *, callx: bool = False) ->
         offset += 16 if ins[0] == LDDW else 8
 
 
-def decode(code: bytes | bytearray | memoryview, *, callx: bool = False) -> list[Instruction]:
-    """Decode a whole program into instructions; raises :class:`DecodeError` if malformed.
+def decode(code: Buffer, *, callx: bool = False) -> list[Instruction]:
+    """Decode a whole program (any bytes-like object) into instructions; raises :class:`DecodeError` if malformed.
 
     ``callx`` accepts the ``callx`` extension, as :func:`iter_decode` does.
     """

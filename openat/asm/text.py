@@ -76,10 +76,12 @@ from .program import Program
 
 __all__ = ["assemble", "assemble_program"]
 
-_NUM = r"[+-]?(?:0[xX][0-9a-fA-F]+|\d+)"
-_UNUM = r"(?:0[xX][0-9a-fA-F]+|\d+)"
-_REG = r"[rw]\d+"
-_IDENT = r"[A-Za-z_.$][\w.$]*"
+# ASCII only, spelled out: \d and \w would also match other scripts' digits and letters
+# (r\uff11 is not r1), and every pattern is compiled with re.ASCII so that \s is too.
+_NUM = r"[+-]?(?:0[xX][0-9a-fA-F]+|[0-9]+)"
+_UNUM = r"(?:0[xX][0-9a-fA-F]+|[0-9]+)"
+_REG = r"[rw][0-9]+"
+_IDENT = r"[A-Za-z_.$][A-Za-z0-9_.$]*"
 _ADDR = rf"(?P<base>{_REG})\s*(?P<sign>[+-])\s*(?P<off>{_UNUM})"
 _SIZE_BITS = {1: 0x10, 2: 0x08, 4: 0x00, 8: 0x18}
 _ALU_BY_SYMBOL = {sym: op for op, sym in ALU_OP_SYMBOLS.items()}
@@ -92,13 +94,13 @@ _IGNORED_DIRECTIVES = {
 
 
 def _c(pattern: str) -> "re.Pattern[str]":
-    return re.compile(r"\s*" + pattern + r"\s*\Z")
+    return re.compile(r"\s*" + pattern + r"\s*\Z", re.ASCII)
 
 
 _P_EXIT = _c(r"exit")
 _P_CALLX = _c(rf"callx\s+(?P<dst>{_REG})")
 _P_GOTO = _c(rf"(?P<mn>gotol|goto)\s+(?P<target>{_NUM}|{_IDENT})")
-_P_CALL = _c(rf"call\s+(?:(?P<kfunc>kfunc)\s+(?P<kid>{_NUM})|pc\s*(?P<pc>[+-]\s*{_UNUM})|(?P<imm>{_NUM})|(?P<label>{_IDENT}))")
+_P_CALL = _c(rf"call\s+(?:(?P<kfunc>kfunc)\s+(?P<kid>{_NUM})|pc\s*(?P<pc_sign>[+-])\s*(?P<pc>{_UNUM})|(?P<imm>{_NUM})|(?P<label>{_IDENT}))")
 _P_IF = _c(
     rf"if\s+(?P<dst>{_REG})\s*(?P<op>==|!=|s>=|s<=|s>|s<|>=|<=|>|<|&)\s*"
     rf"(?:(?P<src>{_REG})|(?P<imm>{_NUM}))\s+goto\s+(?P<target>{_NUM}|{_IDENT})"
@@ -106,7 +108,7 @@ _P_IF = _c(
 _P_LOCK = _c(rf"lock\s+\*\(\s*u(?P<bits>\d+)\s*\*\)\s*\(\s*{_ADDR}\s*\)\s*(?P<op>\+=|\|=|&=|\^=)\s*(?P<src>{_REG})")
 _P_STORE = _c(rf"\*\(\s*u(?P<bits>\d+)\s*\*\)\s*\(\s*{_ADDR}\s*\)\s*=\s*(?:(?P<src>{_REG})|(?P<imm>{_NUM}))")
 _P_PSEUDO = _c(rf"ld_pseudo\s+(?P<dst>{_REG})\s*,\s*(?P<kind>{_NUM})\s*,\s*(?P<imm>{_NUM})")
-_P_ASSIGN = re.compile(rf"\s*(?P<dst>{_REG})\s*(?P<op>=|\+=|-=|\*=|/=|%=|\|=|&=|\^=|<<=|>>=|s>>=|s/=|s%=)\s*")
+_P_ASSIGN = re.compile(rf"\s*(?P<dst>{_REG})\s*(?P<op>=|\+=|-=|\*=|/=|%=|\|=|&=|\^=|<<=|>>=|s>>=|s/=|s%=)\s*", re.ASCII)
 _R_LOAD = _c(rf"\*\(\s*(?P<sign_kind>[us])(?P<bits>\d+)\s*\*\)\s*\(\s*{_ADDR}\s*\)")
 _R_SKB = _c(
     rf"\*\(\s*u(?P<bits>\d+)\s*\*\)\s*skb\[\s*(?:(?P<src>{_REG})(?:\s*(?P<isign>[+-])\s*(?P<ioff>{_UNUM}))?|(?P<imm>{_NUM}))\s*\]"
@@ -120,7 +122,7 @@ _R_SWAP = _c(rf"(?P<mn>le|be|bswap)(?P<bits>\d+)\s+(?P<src>{_REG})")
 _R_WIDE = _c(rf"(?P<imm>{_NUM})\s+ll")
 _R_REG = _c(rf"(?P<src>{_REG})")
 _R_IMM = _c(rf"(?P<imm>{_NUM})")
-_LABEL_DEF = re.compile(rf"\s*(?P<name>{_IDENT})\s*:")
+_LABEL_DEF = re.compile(rf"\s*(?P<name>{_IDENT})\s*:", re.ASCII)
 
 
 class _Line:
@@ -137,48 +139,76 @@ class _Line:
         return AsmSyntaxError(message, self.number, self.start + column_in_statement + 1, self.text)
 
 
-def _number(line: _Line, m: Match[str], group: str) -> int:
-    text = m.group(group).replace(" ", "")
-    sign = -1 if text.startswith("-") else 1
+# More significant digits than any 64-bit field's value has (UINT64_MAX is 20 decimal
+# digits, 16 hex). A longer number stands for "too large" without int() ever seeing it:
+# int() takes quadratic time in the digits and refuses more than 4,300 of them.
+_MAX_DIGITS = {10: 20, 16: 16}
+_TOO_LARGE = 1 << 80  # beyond every field's range, so the caller's range check reports it
+
+
+def _shown(text: str, limit: int = 24) -> str:
+    """``text`` for a one-line error message: long operands shortened, with their length."""
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit // 2]}...{text[-4:]} ({len(text)} characters)"
+
+
+def _number(line: _Line, m: Match[str], group: str, negative: bool = False) -> int:
+    """The ASCII decimal or 0x hex number (with an optional sign) in ``group``, negated if ``negative``.
+
+    A decimal with a leading 0 is an error (LLVM would read it as octal); a number with more
+    digits than 64 bits hold comes back as ``±_TOO_LARGE`` for the caller's range check.
+    """
+    text = m.group(group)
     digits = text.lstrip("+-")
+    if text.startswith("-"):
+        negative = not negative
     if digits[:2] in ("0x", "0X"):
-        return sign * int(digits[2:], 16)
-    if len(digits) > 1 and digits.startswith("0"):
-        raise line.error(f"ambiguous number {text!r}: LLVM reads a leading 0 as octal; write it in decimal or 0x hex", m.start(group))
-    return sign * int(digits)
+        base, significant = 16, digits[2:].lstrip("0") or "0"
+    else:
+        if len(digits) > 1 and digits.startswith("0"):
+            raise line.error(
+                f"ambiguous number {_shown(text)!r}: LLVM reads a leading 0 as octal; write it in decimal or 0x hex",
+                m.start(group),
+            )
+        base, significant = 10, digits
+    value = _TOO_LARGE if len(significant) > _MAX_DIGITS[base] else int(significant, base)
+    return -value if negative else value
 
 
-def _in_range(line: _Line, m: Match[str], group: str, low: int, high: int, what: str) -> int:
-    value = _number(line, m, group)
+def _in_range(line: _Line, m: Match[str], group: str, low: int, high: int, what: str,
+              negative: bool = False) -> int:
+    value = _number(line, m, group, negative)
     if not low <= value <= high:
-        raise line.error(f"{what} {m.group(group)} does not fit ({low}..{high})", m.start(group))
+        shown = ("-" if negative else "") + _shown(m.group(group))
+        raise line.error(f"{what} {shown} does not fit ({low}..{high})", m.start(group))
     return value
 
 
 def _register(line: _Line, m: Match[str], group: str) -> tuple[int, bool]:
     text = m.group(group)
-    num = int(text[1:])
-    if num > 10 or (len(text) > 2 and text[1] == "0"):
-        raise line.error(f"no register {text} (r0-r10 / w0-w10 exist)", m.start(group))
-    return num, text[0] == "w"
+    digits = text[1:]
+    if len(digits) > 2 or (len(digits) == 2 and digits[0] == "0") or int(digits) > 10:
+        raise line.error(f"no register {_shown(text)} (r0-r10 / w0-w10 exist)", m.start(group))
+    return int(digits), text[0] == "w"
 
 
 def _address(line: _Line, m: Match[str]) -> tuple[int, int]:
     base, is32 = _register(line, m, "base")
     if is32:
         raise line.error("the address register must be a 64-bit r register", m.start("base"))
-    value = _number(line, m, "off")
-    off = -value if m.group("sign") == "-" else value
+    off = _number(line, m, "off", m.group("sign") == "-")
     if not INT16_MIN <= off <= INT16_MAX:
-        raise line.error(f"offset {m.group('sign')}{m.group('off')} does not fit in 16 bits", m.start("off"))
+        raise line.error(f"offset {m.group('sign')}{_shown(m.group('off'))} does not fit in 16 bits", m.start("off"))
     return base, off
 
 
 def _access_bits(line: _Line, m: Match[str], allowed: tuple[int, ...]) -> int:
-    bits = int(m.group("bits"))
-    if bits not in allowed:
-        raise line.error(f"access size must be one of {', '.join(f'u{b}' for b in allowed)}", m.start("bits"))
-    return bits
+    text = m.group("bits")
+    for bits in allowed:
+        if text == str(bits):  # compared as text: no int() of a long digit string
+            return bits
+    raise line.error(f"access size must be one of {', '.join(f'u{b}' for b in allowed)}", m.start("bits"))
 
 
 def _signed32(value: int) -> int:
@@ -351,7 +381,8 @@ class _Assembler:
         elif m.group("kfunc"):
             self.emit(line, op, 0, 2, 0, _in_range(line, m, "kid", INT32_MIN, INT32_MAX, "BTF id"))
         elif m.group("pc") is not None:
-            self.emit(line, op, 0, 1, 0, _in_range(line, m, "pc", INT32_MIN, INT32_MAX, "call offset"))
+            negative = m.group("pc_sign") == "-"
+            self.emit(line, op, 0, 1, 0, _in_range(line, m, "pc", INT32_MIN, INT32_MAX, "call offset", negative))
         else:
             name = m.group("label")
             helper = HELPER_IDS.get(name[4:]) if name.startswith("bpf_") else None
@@ -565,21 +596,43 @@ class _Assembler:
     ]
 
 
+# Comment openers and whole /* */ comments, found left to right in one pass: whichever
+# opener comes first decides (a # inside /* */ is comment text, as is /* after #). The lazy
+# .*? ends at the first */, so each character is looked at a bounded number of times.
+_COMMENT = re.compile(r"/\*.*?\*/|/\*|#|//")
+# What a statement may hold: printable ASCII and tabs. Anything else (another script's
+# digits, a no-break space, a control character) is reported, never echoed raw.
+_NOT_STATEMENT_TEXT = re.compile(r"[^\t\x20-\x7e]")
+
+
 def _strip_comments(line: str, number: int) -> str:
-    """The line without comments, same length up to where the comment began (columns stay)."""
-    if "/*" in line:
-        while "/*" in line:
-            start = line.index("/*")
-            end = line.find("*/", start + 2)
-            if end < 0:
-                raise AsmSyntaxError("unterminated /* comment (comments must close on the same line)", number, start + 1, line)
-            line = line[:start] + " " * (end + 2 - start) + line[end + 2:]
-    cut = len(line)
-    for marker in ("#", "//"):
-        at = line.find(marker)
-        if 0 <= at < cut:
-            cut = at
-    return line[:cut].rstrip()
+    """The line without comments, same length up to where the comment began (columns stay).
+
+    Linear in the line's length however many comments it holds. What is left must be
+    printable ASCII (AsmSyntaxError at the first other character).
+    """
+    pieces = []
+    position = 0
+    for m in _COMMENT.finditer(line):
+        token = m.group()
+        if token == "/*":
+            raise AsmSyntaxError("unterminated /* comment (comments must close on the same line)", number, m.start() + 1, line)
+        pieces.append(line[position : m.start()])
+        if token in ("#", "//"):
+            position = len(line)
+            break
+        pieces.append(" " * len(token))
+        position = m.end()
+    pieces.append(line[position:])
+    body = "".join(pieces).rstrip(" \t")
+    bad = _NOT_STATEMENT_TEXT.search(body)
+    if bad:
+        raise AsmSyntaxError(
+            f"character U+{ord(bad.group()):04X} is not allowed outside comments "
+            "(statements are ASCII: digits 0-9, names A-Z a-z _ . $)",
+            number, bad.start() + 1, line,
+        )
+    return body
 
 
 def assemble_program(text: str, isa: str = "v4", *, callx: bool = False) -> Program:

@@ -37,6 +37,7 @@ from typing import Callable, Iterator, NamedTuple, Optional, Union
 
 __all__ = [
     "BTF_MAGIC",
+    "MAX_DEPTH",
     "Btf",
     "BtfError",
     "BtfHeader",
@@ -109,6 +110,8 @@ class BtfHeader(NamedTuple):
     @classmethod
     def parse(cls, data: bytes | bytearray | memoryview) -> "BtfHeader":
         """Decode the header at the start of ``data``: any buffer of at least 24 bytes (a mapping's too)."""
+        if len(data) < _HEADER.size:
+            raise BtfError(f"BTF blob too short: {len(data)} bytes, the header alone is {_HEADER.size}")
         return cls._make(_HEADER.unpack_from(data))
 
 
@@ -225,9 +228,23 @@ class BtfType(NamedTuple):
 _SIZED = (BtfKind.INT, BtfKind.STRUCT, BtfKind.UNION, BtfKind.ENUM, BtfKind.ENUM64, BtfKind.DATASEC, BtfKind.FLOAT)
 
 
-def _record_words(info: int) -> int:
-    """Length in words of a type record whose info word is ``info``."""
-    kind = (info >> 24) & 0x1F
+_LAST_KIND = max(BtfKind)
+# How deep any walk over the type graph goes (modifier chains, nested arrays, anonymous
+# members within anonymous members): real BTF needs a few levels (the kernel's own
+# verifier allows 32), and a cycle in corrupt BTF is reported instead of looping.
+MAX_DEPTH = 64
+
+
+def _known_kind(kind: int, type_id: int) -> int:
+    """``kind``, checked: 1 (INT) to 19 (ENUM64); anything else has no known record layout."""
+    if not 1 <= kind <= _LAST_KIND:
+        raise BtfError(f"type id {type_id}: unknown kind {kind} (this reader knows 1..{int(_LAST_KIND)})")
+    return kind
+
+
+def _record_words(info: int, type_id: int) -> int:
+    """Length in words of type record ``type_id``, whose info word is ``info``."""
+    kind = _known_kind((info >> 24) & 0x1F, type_id)
     return _WORDS_FIXED[kind] + _WORDS_PER_ITEM[kind] * (info & 0xFFFF)
 
 
@@ -252,15 +269,22 @@ class Btf:
         """``data``: the BTF blob, any buffer. ``find(sub, start, end)``: a search of
         ``data`` like ``bytes.find``, for a buffer that has none of its own (a mapping)."""
         if find is None:
-            data = data if isinstance(data, bytes) else bytes(data)
+            try:
+                data = data if isinstance(data, bytes) else memoryview(data).tobytes()
+            except (TypeError, ValueError) as error:
+                raise BtfError(f"BTF must be a bytes-like object: {error}") from None
             find = data.find
         self.data = data
         self._find = find
-        if len(self.data) < _HEADER.size:
-            raise BtfError("BTF blob too short")
         self.header = BtfHeader.parse(self.data)
         if self.header.magic != BTF_MAGIC:
             raise BtfError("not native-endian BTF (bad magic)")
+        if self.header.version != 1:
+            raise BtfError(f"BTF version {self.header.version}: this reader knows version 1")
+        if self.header.hdr_len < _HEADER.size:
+            raise BtfError(f"BTF header length {self.header.hdr_len} is shorter than the header ({_HEADER.size} bytes)")
+        if self.header.type_len % 4:
+            raise BtfError(f"type section length {self.header.type_len} is not a multiple of 4")
         base = self.header.hdr_len
         self._types_start = base + self.header.type_off
         self._types_end = self._types_start + self.header.type_len
@@ -294,9 +318,22 @@ class Btf:
         """Mark records until the walk passes word ``until_word`` and holds ``until_marks`` marks, or ends."""
         if self._count is not None:
             return
+        marks = self._marks
+        first_new_mark = len(marks)
+        try:
+            i = self._walk_strides(self._walked, until_word, until_marks)
+            if i >= len(self._words):  # the last record ended at, or ran past, the section's end
+                self._finish_walk()
+                return
+        except BtfError:
+            del marks[first_new_mark:]  # as before the walk: asking again finds the same fault
+            raise
+        self._walked = i
+
+    def _walk_strides(self, i: int, until_word: int, until_marks: int) -> int:
+        """The walk from word ``i``, a stride at a time; returns where it stopped."""
         words, steps, marks = self._words, self._steps, self._marks
         mark = marks.append
-        i = self._walked
         try:
             # The hot loop, ~80 ns a record. A plain dict (whose lookups the
             # interpreter specialises) learns step sizes through KeyError, and
@@ -312,18 +349,17 @@ class Btf:
                         break
                     except KeyError as missing:  # first record with this info word: retry step k
                         info = missing.args[0]
-                        steps[info] = _record_words(info)
+                        steps[info] = _record_words(info, (len(marks) - 1) * _STRIDE + k + 1)
         except IndexError:
-            self._finish_walk()
-            return
-        self._walked = i
+            return len(words)  # ran off the end: _finish_walk() finds where and why
+        return i
 
-    def _step(self, word: int) -> int:
-        """Length in words of the record starting at ``word``."""
+    def _step(self, word: int, type_id: int) -> int:
+        """Length in words of the record starting at ``word``, type ``type_id``."""
         info = self._words[word + 1]
         step = self._steps.get(info)
         if step is None:
-            step = self._steps[info] = _record_words(info)
+            step = self._steps[info] = _record_words(info, type_id)
         return step
 
     def _finish_walk(self) -> None:
@@ -333,12 +369,21 @@ class Btf:
         i = marks[-1]
         n = 0
         while i < total:
-            if i + 1 >= total:
-                raise BtfError("type section does not end on a record boundary")
-            i += self._step(i)
+            type_id = (len(marks) - 1) * _STRIDE + n + 1
+            if i + _COMMON_WORDS > total:
+                raise BtfError(
+                    f"type id {type_id}: the type section ends {4 * (total - i)} bytes into its "
+                    f"{4 * _COMMON_WORDS}-byte header (section not on a record boundary)"
+                )
+            step = self._step(i, type_id)
+            if i + step > total:
+                info = self._words[i + 1]
+                raise BtfError(
+                    f"type id {type_id} ({BtfKind((info >> 24) & 0x1F).name}, vlen {info & 0xFFFF}) "
+                    f"runs {4 * (i + step - total)} bytes past the end of the type section"
+                )
+            i += step
             n += 1
-        if i != total:
-            raise BtfError("type section does not end on a record boundary")
         if n == 0:
             marks.pop()  # the mark was the section's end, not a record
             n = _STRIDE if marks else 0
@@ -356,7 +401,7 @@ class Btf:
         i = marks[k]
         type_id = k * _STRIDE + 1
         while i < word:
-            i += self._step(i)
+            i += self._step(i, type_id)
             type_id += 1
         return type_id if i == word else None
 
@@ -374,8 +419,8 @@ class Btf:
         if type_id < 1 or len(self._marks) <= k or (self._count is not None and type_id > self._count):
             raise BtfError(f"type id {type_id} out of range 1..{len(self)}")
         i = self._marks[k]
-        for _ in range(steps_from_mark):
-            i += self._step(i)
+        for step in range(steps_from_mark):
+            i += self._step(i, k * _STRIDE + step + 1)
         return i
 
     def string(self, offset: int) -> str:
@@ -472,7 +517,7 @@ class Btf:
         return self.find(name, BtfKind.FUNC)
 
     def kind(self, type_id: int) -> BtfKind:
-        return BtfKind((self._words[self._record_offset(type_id) + 1] >> 24) & 0x1F)
+        return BtfKind(_known_kind((self._words[self._record_offset(type_id) + 1] >> 24) & 0x1F, type_id))
 
     def name_of(self, type_id: int) -> str:
         return self.string(self._words[self._record_offset(type_id)])
@@ -481,7 +526,7 @@ class Btf:
         """The record of ``type_id`` as stored (string offsets, not names); see :class:`BtfTypeRecord`."""
         first = self._record_offset(type_id)
         words = self._words
-        if first + _COMMON_WORDS > len(words) or first + self._step(first) > len(words):
+        if first + _COMMON_WORDS > len(words) or first + self._step(first, type_id) > len(words):
             raise BtfError(f"type id {type_id} runs past the end of the type section")
         info = words[first + 1]
         kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
@@ -532,25 +577,34 @@ class Btf:
         return BtfType(**fields)
 
     def resolve(self, type_id: int) -> int:
-        """Follow typedef/const/volatile/restrict/type_tag to the underlying type id."""
-        seen = 0
-        while type_id and self.kind(type_id) in _MODIFIERS:
+        """Follow typedef/const/volatile/restrict/type_tag to the underlying type id.
+
+        BtfError when the chain is longer than :data:`MAX_DEPTH` (a cycle, in corrupt BTF).
+        """
+        start = type_id
+        for _ in range(MAX_DEPTH):
+            if not type_id or self.kind(type_id) not in _MODIFIERS:
+                return type_id
             type_id = self.type(type_id).type_id or 0
-            seen += 1
-            if seen > 64:
-                raise BtfError(f"modifier loop at type id {type_id}")
-        return type_id
+        raise BtfError(f"type id {start}: more than {MAX_DEPTH} typedef/const/volatile/restrict/type_tag in a row (a cycle?)")
 
     def size_of(self, type_id: int) -> int:
-        """sizeof() of a type, through modifiers; pointers are 8 bytes (64-bit kernels)."""
-        t = self.type(self.resolve(type_id))
-        if t.kind == BtfKind.PTR:
-            return 8
-        if t.kind == BtfKind.ARRAY:
-            return (t.nelems or 0) * self.size_of(t.type_id or 0)
-        if t.size is None:
-            raise BtfError(f"type {t.name or t.id} ({t.kind.name}) has no size")
-        return t.size
+        """sizeof() of a type, through modifiers; pointers are 8 bytes (64-bit kernels).
+
+        BtfError when arrays nest deeper than :data:`MAX_DEPTH` (a cycle, in corrupt BTF).
+        """
+        elements = 1  # arrays of arrays: the product of their lengths
+        for _ in range(MAX_DEPTH):
+            t = self.type(self.resolve(type_id))
+            if t.kind == BtfKind.PTR:
+                return elements * 8
+            if t.kind != BtfKind.ARRAY:
+                if t.size is None:
+                    raise BtfError(f"type {t.name or t.id} ({t.kind.name}) has no size")
+                return elements * t.size
+            elements *= t.nelems or 0
+            type_id = t.type_id or 0
+        raise BtfError(f"type id {t.id}: arrays nested more than {MAX_DEPTH} deep (a cycle?)")
 
     def _struct(self, struct: str | int) -> BtfType:
         if isinstance(struct, str):
@@ -574,17 +628,36 @@ class Btf:
             raise BtfError(f"type {t.name or t.id} is a {t.kind.name.lower()}, not a struct or union")
         return t
 
-    def _find_member(self, parent: BtfType, name: str, base_bits: int) -> tuple[Member, int] | None:
+    def _find_member(
+        self, parent: BtfType, name: str, base_bits: int, searched: set[int] | None = None,
+        enclosing: tuple[int, ...] = (),
+    ) -> tuple[Member, int] | None:
+        """Member ``name`` of ``parent`` or of its anonymous members, with its bit offset.
+
+        ``searched``: the struct/union ids already searched in vain (a type that lacks the
+        name lacks it wherever it appears, so each is searched once); ``enclosing``: the
+        ids whose anonymous members lead here. A struct cannot hold itself, so meeting one
+        of those again is corrupt BTF.
+        """
         for member in parent.members:
             if member.name == name:
                 return member, base_bits + member.bit_offset
+        searched = set() if searched is None else searched
+        searched.add(parent.id)
+        enclosing += (parent.id,)
         # C11 anonymous struct/union members: their fields belong to the parent
         # (x86 pt_regs wraps cs/ss in unions since 6.9, for FRED).
         for member in parent.members:
             if not member.name:
                 inner = self.type(self.resolve(member.type_id))
-                if inner.kind in (BtfKind.STRUCT, BtfKind.UNION):
-                    found = self._find_member(inner, name, base_bits + member.bit_offset)
+                if inner.kind not in (BtfKind.STRUCT, BtfKind.UNION):
+                    continue
+                if inner.id in enclosing:
+                    raise BtfError(f"type id {parent.id}: an anonymous member is of type id {inner.id}, which holds it (a cycle)")
+                if len(enclosing) > MAX_DEPTH:
+                    raise BtfError(f"type id {parent.id}: anonymous members nested more than {MAX_DEPTH} deep")
+                if inner.id not in searched:
+                    found = self._find_member(inner, name, base_bits + member.bit_offset, searched, enclosing)
                     if found:
                         return found
         return None
@@ -637,6 +710,7 @@ def _split_index(part: str, path: str) -> tuple[str, int | None]:
     name, bracket, rest = part.partition("[")
     if not bracket:
         return part, None
-    if not rest.endswith("]") or not rest[:-1].isdigit() or not rest[:-1].isascii():
-        raise BtfError(f"{path}: {part!r} is not NAME[INDEX]")
-    return name, int(rest[:-1])
+    digits = rest[:-1]
+    if not rest.endswith("]") or not digits.isdigit() or not digits.isascii() or len(digits) > 18:
+        raise BtfError(f"{path[:80]}: {part[:40]!r} is not NAME[INDEX] (an index of at most 18 digits)")
+    return name, int(digits)

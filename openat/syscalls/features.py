@@ -30,6 +30,7 @@ from .programs import prog_load
 from .tracefs import find_tracefs, tracepoint_exists
 
 __all__ = [
+    "BTF_UNREADABLE",
     "Feature",
     "btf",
     "fentry",
@@ -94,13 +95,23 @@ def _loads(program: Program, prog_type: int, *, attach_tracepoint: Optional[str]
     return Feature(True, f"{enum_name(ProgType, prog_type)} program {done}")
 
 
+# How btf() begins its reason when the kernel's BTF is there but cannot be read or is corrupt.
+BTF_UNREADABLE = "kernel BTF unreadable"
+
+
 @functools.cache
 def btf() -> Feature:
-    """Does the kernel expose its BTF (CONFIG_DEBUG_INFO_BTF)?"""
+    """Does the kernel expose its BTF (CONFIG_DEBUG_INFO_BTF), readable?
+
+    Counting the types walks every record, so a corrupt file is found here: its reason
+    then begins with :data:`BTF_UNREADABLE` and names the fault.
+    """
     try:
         return Feature(True, f"/sys/kernel/btf/vmlinux has {len(vmlinux_btf())} types")
-    except (BpfError, BtfError) as error:
+    except BpfError as error:
         return _failed(error)
+    except (BtfError, OSError) as error:
+        return Feature(False, f"{BTF_UNREADABLE}: {_failed(error).reason}")
 
 
 @functools.cache
@@ -139,6 +150,8 @@ def raw_tracepoint() -> Feature:
 @functools.cache
 def tp_btf(tracepoint: str = "sys_enter", *, attach: bool = False) -> Feature:
     """Can a tp_btf program on raw tracepoint ``tracepoint`` be loaded (and attached)?"""
+    if not btf():
+        return btf()
     try:
         type_id = vmlinux_btf().find(f"btf_trace_{tracepoint}", BtfKind.TYPEDEF)
     except (BpfError, BtfError) as error:
@@ -155,6 +168,8 @@ def fentry(function: Optional[str] = None, *, attach: bool = False) -> Feature:
 
     Needs BPF trampolines, which kernel lockdown or an LSM may refuse even to root.
     """
+    if not btf():
+        return btf()
     try:
         func_id = _function_id(function)
     except (BpfError, BtfError) as error:

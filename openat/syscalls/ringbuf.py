@@ -53,7 +53,11 @@ PublishCallback = Callable[[int], object]
 
 
 class RingBufferCorrupt(ValueError):
-    """A record header points outside the ring: the memory is not a BPF ring buffer."""
+    """The ring's positions or a record header make no sense: the memory is not a BPF ring buffer.
+
+    The only exception :meth:`RecordWalker.drain` raises for what is in the ring (a
+    callback's own exceptions pass through); it never reads outside the data area.
+    """
 
 
 def record_span(length: int) -> int:
@@ -102,8 +106,10 @@ class RecordWalker:
         Stops at ``producer_pos``, after ``limit`` records, or before the
         first BUSY record (its producer has not committed it yet, and
         everything after it must wait: the consumer position may only move
-        past committed records). DISCARD records are skipped. A length that
-        runs past ``producer_pos`` raises :class:`RingBufferCorrupt`.
+        past committed records). DISCARD records are skipped. Positions that
+        are not 8-aligned, a producer behind the consumer or more than a ring
+        ahead, and a length that runs past ``producer_pos`` raise
+        :class:`RingBufferCorrupt`, which is all a corrupt ring can raise.
 
         Each record is a memoryview released as soon as ``callback`` returns
         (any later use raises ValueError): copy what you keep. A record whose
@@ -120,10 +126,8 @@ class RecordWalker:
         (the exception propagates after it), with the position after the
         records walked so far.
         """
-        if producer_pos - consumer_pos > self.size:
-            raise RingBufferCorrupt(
-                f"producer at {producer_pos} is more than a ring ({self.size} bytes) ahead of the consumer at {consumer_pos}"
-            )
+        if consumer_pos & 7 or producer_pos & 7 or not 0 <= consumer_pos <= producer_pos <= consumer_pos + self.size:
+            raise self._bad_positions(consumer_pos, producer_pos)
         if limit is not None and limit <= 0:
             return consumer_pos, 0
         data = self.data
@@ -173,6 +177,19 @@ class RecordWalker:
             if publish is not None:
                 publish(pos)
         return pos, count
+
+    def _bad_positions(self, consumer_pos: int, producer_pos: int) -> RingBufferCorrupt:
+        # With positions 8-aligned and at most a ring apart, every header read lies in the
+        # data area, and every record that fits before the producer does too (wrapped).
+        if consumer_pos & 7 or producer_pos & 7:
+            problem = "not 8-aligned (records are 8-byte multiples)"
+        elif consumer_pos < 0:
+            problem = "the consumer is negative"
+        elif producer_pos < consumer_pos:
+            problem = "the producer is behind the consumer"
+        else:
+            problem = f"the producer is more than a ring ({self.size} bytes) ahead of the consumer"
+        return RingBufferCorrupt(f"ring positions consumer {consumer_pos}, producer {producer_pos}: {problem}")
 
     def _skip_discarded(self, pos: int, header: int, producer_pos: int) -> int:
         length = header & _LEN_MASK

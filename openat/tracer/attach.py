@@ -61,9 +61,17 @@ class Attempt(NamedTuple):
     error: Optional[str] = None  # None: it worked
 
 
-def open_btf() -> Optional[Btf]:
-    """The kernel's BTF, or None when the kernel does not expose it."""
-    return vmlinux_btf() if features.btf() else None
+def open_btf(report: Optional[Report] = None) -> Optional[Btf]:
+    """The kernel's BTF, or None when the kernel does not expose it or it is unreadable.
+
+    Unreadable (corrupt) BTF is said once to ``report``: the tracer then uses what needs no BTF.
+    """
+    available = features.btf()
+    if available:
+        return vmlinux_btf()
+    if report is not None and available.reason.startswith(features.BTF_UNREADABLE):
+        report(f"{available.reason}; using the attach points and offsets that need no BTF")
+    return None
 
 
 # ------------------------------------------------------------ the tracer
@@ -142,7 +150,7 @@ class Tracer:
         """
         self._create_maps()
         tracefs = _tracefs_or_none()
-        self._btf = open_btf()
+        self._btf = open_btf(self.report)
         try:
             self.layout = discover_layout(tracefs, self._btf, task_btf=bool(features.task_btf_helper()))
         except ValueError as error:  # a machine openat has no tables for
@@ -269,7 +277,7 @@ class Tracer:
 
     def _kernel_btf(self) -> Btf:
         if self._btf is None:
-            raise NotSupportedError(errno.ENOENT, "BTF", "the kernel exposes no BTF (/sys/kernel/btf/vmlinux)")
+            raise NotSupportedError(errno.ENOENT, "BTF", "the kernel exposes no readable BTF (/sys/kernel/btf/vmlinux)")
         return self._btf
 
     # -- running

@@ -107,6 +107,9 @@ def _kernel_checks() -> Iterator[Check]:
     yield _lockdown_check()
     if features.btf():
         yield Check("BTF", "OK", "/sys/kernel/btf/vmlinux")
+    elif features.btf().reason.startswith(features.BTF_UNREADABLE):
+        yield Check("BTF", "WARN", f"{features.btf().reason}: tp_btf and fentry unavailable, offsets from built-in tables",
+                    "the file is corrupt or of a newer BTF format than openat reads")
     else:
         yield Check("BTF", "WARN", "no /sys/kernel/btf/vmlinux: tp_btf and fentry unavailable, offsets from built-in tables",
                     "use a kernel built with CONFIG_DEBUG_INFO_BTF=y")

@@ -197,8 +197,9 @@ def test_header_is_decoded_and_checked():
 
 
 def test_a_torn_last_record_is_an_error_not_garbage():
-    # The walk stops after 64 records without reading past the 64th, so only
-    # the decoder can notice that its trailing word lies beyond the section.
+    # The 64th record ends a stride: the walk steps past it without reading
+    # anything beyond, and must still notice that it ends past the section
+    # (it once left the index half-built, and len() failed an assert).
     b = BtfBuilder()
     for _ in range(63):
         b.add("", BtfKind.PTR, 0)
@@ -206,11 +207,10 @@ def test_a_torn_last_record_is_an_error_not_garbage():
     blob = bytearray(b.blob())
     struct.pack_into("=I", blob, 12, len(b.types) - 4)  # type_len: the INT without its encoding word
     btf = Btf(bytes(blob))
-    assert btf.kind(64) == BtfKind.INT
-    with pytest.raises(BtfError, match="runs past the end"):
-        btf.raw_type(64)
-    with pytest.raises(BtfError):
-        btf.type(64)
+    for lookup in (len, lambda btf: btf.kind(64), lambda btf: btf.raw_type(64), lambda btf: btf.type(64),
+                   lambda btf: btf.find("int")):
+        with pytest.raises(BtfError, match="type id 64 \\(INT, vlen 0\\) runs 4 bytes past the end"):
+            lookup(btf)  # every time: a failed walk leaves the index as it was
 
 
 def test_load_reads_a_file(tmp_path):

@@ -211,6 +211,25 @@ def test_producer_more_than_a_ring_ahead_is_corrupt():
             drain(walker, 0, 72)
 
 
+@pytest.mark.parametrize(
+    "consumer, producer, problem",
+    [
+        (61, 87, "not 8-aligned (records are 8-byte multiples)"),  # once a struct.error: a header read past the data area
+        (60, 64, "not 8-aligned (records are 8-byte multiples)"),
+        (0, 60, "not 8-aligned (records are 8-byte multiples)"),
+        (64, 0, "the producer is behind the consumer"),  # once a silent (64, 0)
+        (-8, 0, "the consumer is negative"),
+        (0, 72, "the producer is more than a ring (64 bytes) ahead of the consumer"),
+    ],
+)
+def test_impossible_positions_are_corrupt(consumer, producer, problem):
+    for walker in [RecordWalker(bytes(64), 64), RecordWalker(bytes(128), 64)]:
+        for run in (lambda: walker.drain(consumer, producer, print), lambda: list(walker.walk(consumer, producer))):
+            with pytest.raises(RingBufferCorrupt) as info:
+                run()
+            assert str(info.value) == f"ring positions consumer {consumer}, producer {producer}: {problem}"
+
+
 def test_views_are_released_when_their_callback_returns():
     ring = SyntheticRing(64)
     ring.add(b"one")
