@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import struct
+import sys
 import time
 
 from openat.asm import R0, R1, R2, R3, R6, Program
@@ -66,6 +67,7 @@ def main() -> None:
         code = exec_program().encode({EVENTS: ring_map})
         with prog_load(code, raw_tracepoint.RAW_TRACEPOINT_PROG_TYPE, name="exec_events") as program, \
                 raw_tracepoint.attach(program, "sched_process_exec"), RingBuffer(ring_map) as ring:
+            print("printing the programs started from now on (Ctrl-C stops)", file=sys.stderr, flush=True)
             try:
                 while deadline is None or time.monotonic() < deadline:
                     ring.poll(timeout_ms=100, callback=show)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import struct
+import sys
 import time
 
 from openat.asm import R0, R1, R2, R3, R4, R10, Program
@@ -68,6 +69,7 @@ def main() -> None:
         code = counter_program().encode({COUNTS: counts})
         with prog_load(code, tracepoint.TRACEPOINT_PROG_TYPE, name="count_openat") as program:
             with tracepoint.attach(program, "syscalls", "sys_enter_openat"):
+                print(f"counting openat() calls for {args.seconds:g} s", file=sys.stderr, flush=True)
                 time.sleep(args.seconds)
         rows = [(struct.unpack("<Q", value)[0], key.split(b"\0", 1)[0]) for key, value in counts.items()]
     print(f"{'COMM':<16} OPENAT CALLS")

@@ -1,7 +1,8 @@
 """Constants of the kernel's user-space ABI that BPF programs and their loaders share.
 
-Copied from linux/bpf.h, linux/perf_event.h and linux/fcntl.h (uapi, a stable
-ABI) so nothing parses headers at run time. Every layer may import this module:
+Copied from linux/bpf.h, linux/perf_event.h, linux/fcntl.h and, for network
+programs, linux/if_link.h, linux/pkt_cls.h, linux/if_ether.h, linux/ip.h and
+linux/udp.h (uapi, a stable ABI) so nothing parses headers at run time. Every layer may import this module:
 it is pure (no syscalls, any OS). What differs between machines (syscall
 numbers, ``pt_regs``, open flag bits) is in :mod:`openat.arch` instead.
 
@@ -76,6 +77,49 @@ AT_FDCWD = -100
 O_ACCMODE = 0o3
 # linux/openat2.h: struct open_how {u64 flags; u64 mode; u64 resolve}
 OPEN_HOW_FLAGS_OFFSET = 0
+
+# linux/bpf.h: the context fields packet programs read. Both structs hold
+# data/data_end as u32 that the verifier rewrites into packet pointers, so
+# they are read with 32-bit loads (ldxw).
+XDP_MD_DATA = 0  # struct xdp_md
+XDP_MD_DATA_END = 4
+XDP_MD_DATA_META = 8
+XDP_MD_INGRESS_IFINDEX = 12
+XDP_MD_RX_QUEUE_INDEX = 16
+SK_BUFF_LEN = 0  # struct __sk_buff
+SK_BUFF_MARK = 8
+SK_BUFF_PROTOCOL = 16  # the ethertype, in network byte order
+SK_BUFF_INGRESS_IFINDEX = 36
+SK_BUFF_IFINDEX = 40
+SK_BUFF_DATA = 76
+SK_BUFF_DATA_END = 80
+
+# linux/if_link.h: IFLA_XDP_FLAGS (netlink) and BPF_LINK_CREATE's flags for BPF_XDP
+XDP_FLAGS_UPDATE_IF_NOEXIST = 1 << 0
+XDP_FLAGS_SKB_MODE = 1 << 1
+XDP_FLAGS_DRV_MODE = 1 << 2
+XDP_FLAGS_HW_MODE = 1 << 3
+XDP_FLAGS_REPLACE = 1 << 4
+
+# linux/if_ether.h, linux/ip.h, linux/udp.h: header sizes, ethertypes and
+# the offsets of the fields packet programs test most (all network byte order)
+ETH_HLEN = 14
+ETH_ALEN = 6
+ETH_P_ALL = 0x0003
+ETH_P_IP = 0x0800
+ETH_P_ARP = 0x0806
+ETH_P_IPV6 = 0x86DD
+ETHHDR_PROTO = 12  # offsetof(struct ethhdr, h_proto)
+IPHDR_MIN_LEN = 20  # struct iphdr without options; ihl counts 32-bit words
+IPHDR_PROTOCOL = 9
+IPHDR_SADDR = 12
+IPHDR_DADDR = 16
+IPPROTO_ICMP = 1
+IPPROTO_TCP = 6
+IPPROTO_UDP = 17
+UDPHDR_LEN = 8
+UDPHDR_SOURCE = 0
+UDPHDR_DEST = 2
 
 
 def enum_name(enum_class: type[IntEnum], value: int) -> str:
@@ -284,3 +328,31 @@ class LinkType(IntEnum):
     TCX = 11  # 6.6
     UPROBE_MULTI = 12
     NETKIT = 13
+
+
+class XdpAction(IntEnum):
+    """enum xdp_action: what an XDP program returns."""
+
+    ABORTED = 0
+    DROP = 1
+    PASS = 2
+    TX = 3
+    REDIRECT = 4
+
+
+class TcAction(IntEnum):
+    """TC_ACT_*: what a direct-action tc (sched_cls) program returns; tcx reads the same values.
+
+    UNSPEC lets the next filter (or tcx program) decide, and passes the packet
+    when there is none: what a program that has no opinion should return.
+    """
+
+    UNSPEC = -1
+    OK = 0
+    RECLASSIFY = 1
+    SHOT = 2
+    PIPE = 3
+    STOLEN = 4
+    QUEUED = 5
+    REPEAT = 6
+    REDIRECT = 7

@@ -20,6 +20,7 @@ from typing import Callable, Dict, Mapping, NamedTuple, Optional, Sequence, Unio
 
 from .helper_ids import HELPER_NAMES
 from .opcodes import (
+    ALL_FORMS,
     ALU_OP_SYMBOLS,
     BPF_ADD,
     BPF_AND,
@@ -30,7 +31,6 @@ from .opcodes import (
     BPF_OR,
     BPF_XCHG,
     BPF_XOR,
-    FORMS,
     JMP_OP_SYMBOLS,
     Form,
 )
@@ -86,7 +86,7 @@ def format_instruction(
     ``# bpf_NAME`` to helper calls.
     """
     opcode, dst, src, off, imm = ins[:5]
-    form = FORMS[opcode]
+    form = ALL_FORMS[opcode]
     return _BY_KIND[form.kind](form, opcode, dst, src, off, imm, _Context(slot, label_for_slot, helper_comments))
 
 
@@ -154,6 +154,10 @@ def _call(form: Form, opcode: int, dst: int, src: int, off: int, imm: int, ctx: 
     return f"call kfunc {hex_signed(imm)}"
 
 
+def _callx(form: Form, opcode: int, dst: int, src: int, off: int, imm: int, ctx: _Context) -> str:
+    return f"callx r{dst}"
+
+
 def _exit(form: Form, opcode: int, dst: int, src: int, off: int, imm: int, ctx: _Context) -> str:
     return "exit"
 
@@ -195,7 +199,7 @@ def _ldind(form: Form, opcode: int, dst: int, src: int, off: int, imm: int, ctx:
 _BY_KIND: Dict[str, Callable[..., str]] = {
     "alu": _alu, "mov": _mov, "jcond": _jcond, "ldx": _ldx, "ldxs": _ldxs, "stx": _stx, "st": _st,
     "lddw": _lddw, "call": _call, "exit": _exit, "ja": _ja, "gotol": _gotol, "neg": _neg,
-    "end": _end, "atomic": _atomic, "ldabs": _ldabs, "ldind": _ldind,
+    "end": _end, "atomic": _atomic, "ldabs": _ldabs, "ldind": _ldind, "callx": _callx,
 }
 
 

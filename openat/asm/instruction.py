@@ -22,7 +22,9 @@ from typing import Any, Iterator, Union
 from .errors import AsmError, DecodeError
 from .formatter import format_instruction
 from .opcodes import (
+    ALL_FORMS,
     ATOMIC_OPS,
+    BPF_CALLX,
     BPF_ADD,
     BPF_DIV,
     BPF_MOD,
@@ -59,14 +61,19 @@ def signed64(value: int) -> int:
     return value - (1 << 64) if value > INT64_MAX else value
 
 
-def field_problem(opcode: int, dst: int, src: int, off: int, imm: int) -> str | None:
+def field_problem(opcode: int, dst: int, src: int, off: int, imm: int, *, callx: bool = False) -> str | None:
     """Why these field values are not a valid RFC 9669 instruction, or ``None`` if they are.
 
     Fields are assumed to be within their bit widths already. Reserved fields must be zero,
-    as RFC 9669 requires and LLVM's decoder enforces.
+    as RFC 9669 requires and LLVM's decoder enforces. ``callx`` also accepts the ``callx``
+    extension (call by register), which RFC 9669 does not define.
     """
     form = FORMS.get(opcode)
     if form is None:
+        if opcode == BPF_CALLX and callx:
+            if dst > MAX_REGISTER:
+                return f"no register r{dst} (r0-r10 exist)"
+            return "src, offset and imm must be 0 for callx" if (src or off or imm) else None
         return f"unknown opcode 0x{opcode:02x}"
     kind = form.kind
     if dst > MAX_REGISTER and kind not in ("ldabs", "ldind", "ja", "gotol", "call", "exit"):
@@ -128,7 +135,7 @@ def field_problem(opcode: int, dst: int, src: int, off: int, imm: int) -> str | 
 
 def required_level(opcode: int, src: int, off: int, imm: int) -> int:
     """The ISA level (1-4) a valid instruction needs; see docs/isa.md for the table."""
-    form = FORMS[opcode]
+    form = ALL_FORMS[opcode]
     level = form.level
     kind = form.kind
     if kind == "alu" and off == 1:
@@ -142,7 +149,7 @@ def required_level(opcode: int, src: int, off: int, imm: int) -> int:
 
 def describe_level(opcode: int, src: int, off: int, imm: int) -> str:
     """A short name for what makes an instruction need its level (for error messages)."""
-    form = FORMS[opcode]
+    form = ALL_FORMS[opcode]
     if form.kind == "alu" and off == 1:
         return "signed division/modulo"
     if form.kind == "mov" and off:
@@ -236,7 +243,7 @@ class Instruction(tuple):
     @property
     def form(self) -> Form:
         """The opcode's :class:`~openat.asm.opcodes.Form` (kind, op, width, size...)."""
-        return FORMS[self[0]]
+        return ALL_FORMS[self[0]]
 
     @property
     def is_wide(self) -> bool:
@@ -293,7 +300,7 @@ class Instruction(tuple):
         return _decode_at(code, start, len(code))
 
 
-def _decode_at(data: bytes | bytearray | memoryview, offset: int, end: int) -> Instruction:
+def _decode_at(data: bytes | bytearray | memoryview, offset: int, end: int, callx: bool = False) -> Instruction:
     if offset >= end:
         raise DecodeError(f"byte {offset}: offset is at or past the end of the code ({end} bytes)", offset)
     if offset + 8 > end:
@@ -316,7 +323,7 @@ def _decode_at(data: bytes | bytearray | memoryview, offset: int, end: int) -> I
                 offset + 8,
             )
         imm = (imm2 << 32) | (imm & UINT32_MAX)  # imm2 is signed, so the result is too
-    problem = field_problem(opcode, dst, src, off, imm)
+    problem = field_problem(opcode, dst, src, off, imm, callx=callx)
     if problem:
         raw = bytes(data[offset : offset + 8]).hex(" ")
         raise DecodeError(f"slot {offset // 8} ({raw}): {problem}", offset)
@@ -346,10 +353,11 @@ def code_bytes(code: object) -> bytes | bytearray | memoryview:
         raise DecodeError(f"cannot read the {type(code).__name__} as bytes: {error}", 0) from None
 
 
-def iter_decode(code: Buffer) -> Iterator[tuple[int, Instruction]]:
+def iter_decode(code: Buffer, *, callx: bool = False) -> Iterator[tuple[int, Instruction]]:
     """Yield ``(slot, instruction)`` for a whole program in any bytes-like ``code``.
 
-    Raises :class:`DecodeError`, never another exception.
+    Raises :class:`DecodeError`, never another exception. ``callx`` accepts the ``callx``
+    extension (opcode 0x8d), which is otherwise an unknown opcode.
     """
     code = code_bytes(code)
     end = len(code)
@@ -357,14 +365,17 @@ def iter_decode(code: Buffer) -> Iterator[tuple[int, Instruction]]:
         raise DecodeError(f"code is {end} bytes, not a multiple of 8", end - end % 8)
     offset = 0
     while offset < end:
-        ins = _decode_at(code, offset, end)
+        ins = _decode_at(code, offset, end, callx)
         yield offset // 8, ins
         offset += 16 if ins[0] == LDDW else 8
 
 
-def decode(code: Buffer) -> list[Instruction]:
-    """Decode a whole program (any bytes-like object) into instructions; raises :class:`DecodeError` if malformed."""
-    return [ins for _, ins in iter_decode(code)]
+def decode(code: Buffer, *, callx: bool = False) -> list[Instruction]:
+    """Decode a whole program (any bytes-like object) into instructions; raises :class:`DecodeError` if malformed.
+
+    ``callx`` accepts the ``callx`` extension, as :func:`iter_decode` does.
+    """
+    return [ins for _, ins in iter_decode(code, callx=callx)]
 
 
 def encode(instructions: "list[Instruction] | tuple[Instruction, ...]") -> bytes:

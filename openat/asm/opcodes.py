@@ -155,7 +155,7 @@ class Form(NamedTuple):
     """How one opcode byte uses the instruction's other fields.
 
     ``kind`` is one of: alu, neg, mov, end, jcond, ja, gotol, call, exit, ldx, ldxs, st, stx,
-    atomic, lddw, ldabs, ldind. ``op`` is the operation bits (ALU/JMP) and ``size`` the access
+    atomic, lddw, ldabs, ldind (and callx, an opt-in extension). ``op`` is the operation bits (ALU/JMP) and ``size`` the access
     width in bytes (memory forms); ``is32`` marks 32-bit ALU/JMP32 and 32-bit memory accesses.
     ``level`` is the ISA level the opcode itself needs (operands may raise it, see
     :func:`openat.asm.instruction.required_level`).
@@ -220,3 +220,17 @@ FORMS: Final[dict[int, Form]] = _build_forms()
 
 #: Opcode of the 64-bit immediate load, the only 16-byte instruction.
 LDDW: Final = BPF_LD | BPF_IMM | BPF_DW
+
+#: ``callx rN``: call the function whose address (or, for some runtimes, helper id) is in
+#: register dst. LLVM emits it; RFC 9669 does not define it and Linux refuses it, so only
+#: opt-ins accept it (``Program(callx=True)``, ``assemble(..., callx=True)``,
+#: ``decode(..., callx=True)``).
+BPF_CALLX: Final = BPF_JMP | BPF_CALL | BPF_X
+
+#: Forms of the opt-in extensions, kept apart from :data:`FORMS` so that by default they stay
+#: unknown opcodes.
+EXTENSION_FORMS: Final[dict[int, Form]] = {BPF_CALLX: Form("callx", BPF_CALL, False, False, 0, 1)}
+
+#: :data:`FORMS` and :data:`EXTENSION_FORMS`: what code that meets an already accepted
+#: instruction (formatting, ISA level) looks its form up in.
+ALL_FORMS: Final[dict[int, Form]] = {**FORMS, **EXTENSION_FORMS}

@@ -41,6 +41,7 @@ from .opcodes import (
     BPF_ATOMIC,
     BPF_B,
     BPF_CALL,
+    BPF_CALLX,
     BPF_CMPXCHG,
     BPF_DIV,
     BPF_DW,
@@ -169,14 +170,20 @@ class Program:
     Each DSL method appends one instruction (``lddw``-family methods append one 16-byte
     instruction). Nothing is resolved until :attr:`instructions`, :meth:`encode`,
     :meth:`slot_sources` or :meth:`listing` is used, so labels may be defined after use.
+
+    Two opt-ins emit what RFC 9669 allows or runtimes other than Linux have, and Linux
+    refuses: ``out_of_range_shifts`` (a shift by an immediate outside 0..31/0..63, which the
+    RFC masks) and ``callx`` (:meth:`callx`, call by register). Without them both are errors.
     """
 
-    def __init__(self, isa: str = "v3") -> None:
+    def __init__(self, isa: str = "v3", *, out_of_range_shifts: bool = False, callx: bool = False) -> None:
         level = ISA_LEVELS.get(isa) if isinstance(isa, str) else None
         if level is None:
             raise AsmError(f"Program(isa={isa!r}): ISA level must be one of {', '.join(ISA_LEVELS)}")
         self.isa: str = isa
         self.level: int = level
+        self.out_of_range_shifts: bool = bool(out_of_range_shifts)
+        self.callx_allowed: bool = bool(callx)
         self._insns: list[Instruction] = []
         self._slot_count = 0
         self._labels: dict[str, int] = {}
@@ -270,7 +277,7 @@ class Program:
             imm = src
         else:
             imm = self._imm32(name, args, src, is32)
-        if op in _SHIFTS and not 0 <= imm < (32 if is32 else 64):
+        if op in _SHIFTS and not 0 <= imm < (32 if is32 else 64) and not self.out_of_range_shifts:
             self._fail(name, args, f"shift by {imm} is outside 0..{31 if is32 else 63}")
         if op in _DIVISIONS and imm == 0:
             self._fail(name, args, "division by the constant 0 (the verifier rejects it)")
@@ -733,6 +740,16 @@ class Program:
             if not 0 <= helper_id < len(HELPER_NAMES):
                 self._fail("call", args, f"helper id {helper_id} is not in include/uapi/linux/bpf.h (0..{len(HELPER_NAMES) - 1})")
         self._emit(BPF_JMP | BPF_CALL, 0, 0, 0, helper_id)
+
+    def callx(self, target: Register) -> None:
+        """``callx target``: call the function whose address is in ``target`` (an extension:
+        needs ``Program(callx=True)``; Linux refuses it, LLVM and some runtimes have it)."""
+        args = (target,)
+        if not self.callx_allowed:
+            self._fail("callx", args, "callx is not an RFC 9669 instruction (the kernel rejects it); "
+                       "Program(callx=True) emits it for a runtime that has it")
+        reg = self._base("callx", args, target)
+        self._emit(BPF_CALLX, reg, 0, 0, 0)
 
     def call_label(self, label: str) -> None:
         """bpf-to-bpf call to the subprogram at ``label`` (BPF_PSEUDO_CALL)."""

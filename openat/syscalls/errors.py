@@ -23,6 +23,8 @@ __all__ = [
 ]
 
 ENOTSUPP = 524  # kernel-internal errno that bpf() leaks to user space
+# How a NotSupportedError's message ends when only the errno says so.
+NOT_SUPPORTED_SUFFIX = "; the running kernel does not support this"
 
 CAP_SYS_ADMIN = 21
 CAP_PERFMON = 38
@@ -208,5 +210,5 @@ def error_from_errno(
     if err in (_errno.EPERM, _errno.EACCES):
         return PermissionDeniedError(err, command, f"{base}; {privilege_hint()}")
     if err in (_errno.EOPNOTSUPP, ENOTSUPP, _errno.ENOSYS) or err in missing_feature_errnos:
-        return NotSupportedError(err, command, f"{base}; the running kernel does not support this")
+        return NotSupportedError(err, command, f"{base}{NOT_SUPPORTED_SUFFIX}")
     return BpfError(err, command, base)

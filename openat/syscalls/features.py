@@ -19,11 +19,11 @@ from typing import Dict, NamedTuple, Optional, Tuple
 
 from ..asm import R0, R1, W0, W1, Program
 from ..btf import BtfError, BtfKind
-from ..uapi import AttachType, MapType, ProgType, enum_name
+from ..uapi import XDP_FLAGS_SKB_MODE, AttachType, MapType, ProgType, TcAction, XdpAction, enum_name
 from .btf import vmlinux_btf
 from .errors import LOCKDOWN_FILE, BpfError, lockdown_mode
 from .info import enable_stats
-from .links import raw_tracepoint_open
+from .links import link_create, raw_tracepoint_open
 from .maps import map_create
 from .perf import KPROBE_PMU_DIR, kprobe_pmu_type
 from .programs import prog_load
@@ -48,15 +48,21 @@ __all__ = [
     "report",
     "ringbuf",
     "run_time_stats",
+    "sched_cls_program",
     "syscall_tracepoints",
     "task_btf_helper",
+    "tcx_link",
     "tp_btf",
     "tracefs",
+    "xdp_link",
+    "xdp_program",
 ]
 
 # The function every open goes through (since 5.6; do_sys_open before): a
 # target for the fentry probe that every kernel has.
 OPEN_FUNCTIONS = ("do_sys_openat2", "do_sys_open")
+# The loopback device of a new network namespace always has this index.
+LOOPBACK_IFINDEX = 1
 ISA_LEVELS = ("v1", "v2", "v3", "v4")
 
 
@@ -76,8 +82,12 @@ def _failed(error: BaseException) -> Feature:
 
 
 def _return_zero(isa: str = "v1") -> Program:
+    return _returning(0, isa)
+
+
+def _returning(value: int, isa: str = "v1") -> Program:
     p = Program(isa=isa)
-    p.mov(R0, 0)
+    p.mov(R0, value)
     p.exit()
     return p
 
@@ -193,6 +203,55 @@ def _function_id(function: Optional[str]) -> int:
         except BtfError:
             continue
     raise BtfError(f"none of {', '.join(OPEN_FUNCTIONS)} in the kernel's BTF")
+
+
+@functools.cache
+def xdp_program() -> Feature:
+    """Can an XDP program (BPF_PROG_TYPE_XDP, Linux 4.8+) be loaded?"""
+    return program_type(ProgType.XDP)
+
+
+@functools.cache
+def sched_cls_program() -> Feature:
+    """Can a tc classifier program (BPF_PROG_TYPE_SCHED_CLS, Linux 4.1+) be loaded?"""
+    return program_type(ProgType.SCHED_CLS)
+
+
+@functools.cache
+def xdp_link() -> Feature:
+    """Can BPF_LINK_CREATE attach an XDP program to an interface (BPF_XDP, Linux 5.9+)?
+
+    Tried on the loopback device of a private network namespace, in generic
+    (skb) mode, so no interface of the machine is touched.
+    """
+    return _links_to_private_lo(ProgType.XDP, AttachType.XDP, XdpAction.PASS, flags=XDP_FLAGS_SKB_MODE)
+
+
+@functools.cache
+def tcx_link() -> Feature:
+    """Can BPF_LINK_CREATE attach a sched_cls program as tcx (BPF_TCX_INGRESS, Linux 6.6+)?
+
+    Tried like :func:`xdp_link`, on the ``lo`` of a private network namespace.
+    """
+    return _links_to_private_lo(ProgType.SCHED_CLS, AttachType.TCX_INGRESS, TcAction.UNSPEC)
+
+
+def _links_to_private_lo(prog_type: int, attach_type: int, verdict: int, flags: int = 0) -> Feature:
+    """Does a ``prog_type`` program returning ``verdict`` link (``attach_type``) to a private namespace's lo?"""
+    from .netns import run_in_private_netns  # only network probes need it: not on the tracer's path
+
+    def attach() -> None:
+        with prog_load(_returning(verdict).encode(), prog_type, name="openat_feature") as prog:
+            with link_create(prog, LOOPBACK_IFINDEX, attach_type, flags=flags):
+                pass
+
+    try:
+        run_in_private_netns(attach)
+    except BpfError as error:
+        return _failed(error)
+    except OSError as error:  # unshare: no private namespace to try in
+        return Feature(False, f"cannot make a private network namespace to probe in: {error}")
+    return Feature(True, f"BPF_LINK_CREATE with BPF_{enum_name(AttachType, attach_type).upper()} works (tried on a private lo)")
 
 
 @functools.cache
@@ -320,6 +379,10 @@ def report() -> Dict[str, Feature]:
         "task_btf_helper": task_btf_helper(),
         "run_time_stats": run_time_stats(),
         "lockdown": lockdown(),
+        "xdp_program": xdp_program(),
+        "xdp_link": xdp_link(),
+        "sched_cls_program": sched_cls_program(),
+        "tcx_link": tcx_link(),
     }
 
 

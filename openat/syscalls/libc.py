@@ -1,4 +1,4 @@
-"""Raw access to libc's syscall(2), ioctl(2) and mount(2) through ctypes.
+"""Raw access to libc's syscall(2), ioctl(2), mount(2), setns(2) and unshare(2) through ctypes.
 
 Nothing here knows about BPF semantics: callers get ``(result, errno)`` and
 turn errno into the project's exceptions themselves, because only the caller
@@ -22,8 +22,10 @@ __all__ = [
     "c_string",
     "ioctl",
     "mount",
+    "setns",
     "syscall",
     "umount",
+    "unshare",
 ]
 
 try:
@@ -62,6 +64,14 @@ _mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_u
 _umount2 = _libc.umount2
 _umount2.restype = ctypes.c_int
 _umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+
+_setns = _libc.setns
+_setns.restype = ctypes.c_int
+_setns.argtypes = [ctypes.c_int, ctypes.c_int]
+
+_unshare = _libc.unshare
+_unshare.restype = ctypes.c_int
+_unshare.argtypes = [ctypes.c_int]
 
 _mmap = _libc.mmap
 _mmap.restype = ctypes.c_void_p
@@ -111,6 +121,20 @@ def umount(target: str, flags: int = 0) -> None:
     if _umount2(target.encode(), flags) < 0:
         err = ctypes.get_errno()
         raise OSError(err, f"umount {target}: {os.strerror(err)}")
+
+
+def setns(fd: int, nstype: int) -> None:
+    """setns(2): move the calling thread into the namespace ``fd`` refers to; raise OSError on failure."""
+    if _setns(fd, nstype) < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns(fd {fd}): {os.strerror(err)}")
+
+
+def unshare(flags: int) -> None:
+    """unshare(2) for the calling thread; raise OSError on failure."""
+    if _unshare(flags) < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"unshare({flags:#x}): {os.strerror(err)}")
 
 
 def buffer_address(buf: ctypes.Array | None) -> int:

@@ -22,6 +22,7 @@ __all__ = ["LinkFd", "link_create", "link_detach", "link_get_fd_by_id", "raw_tra
 # {u32 target_btf_id; u64 cookie}; xdp uses none of it.
 _PERF_EVENT = (AttachType.PERF_EVENT,)
 _TCX = (AttachType.TCX_INGRESS, AttachType.TCX_EGRESS)
+_IFINDEX_TARGETS = (AttachType.XDP, *_TCX)
 
 
 class LinkFd(OwnedFd):
@@ -91,9 +92,8 @@ def link_create(
         attr.word16 = target_btf_id
         attr.word24 = cookie
     kind = enum_name(AttachType, attach_type)
-    fd = bpf_or_raise(
-        Cmd.LINK_CREATE, attr, f"link {kind} program fd {fd_of(prog)} to target fd {target_fd}", (_errno.EINVAL,)
-    )
+    target = f"ifindex {target_fd}" if attach_type in _IFINDEX_TARGETS else f"target fd {target_fd}"
+    fd = bpf_or_raise(Cmd.LINK_CREATE, attr, f"link {kind} program fd {fd_of(prog)} to {target}", (_errno.EINVAL,))
     return LinkFd(fd, f"{kind}:{target_fd}")
 
 

@@ -183,6 +183,33 @@ _ATTACH_FIXES = {
 }
 
 
+def run_network_checks(report: CheckReport) -> List[Check]:
+    """The network hooks' checks (openat.link.xdp, openat.link.tc), reporting each: tracing needs none of them."""
+    checks = list(_network_checks())
+    for check in checks:
+        report(check)
+    return checks
+
+
+def _network_checks() -> Iterator[Check]:
+    from importlib.util import find_spec  # finds pyroute2 without importing it
+
+    from ..syscalls import features
+
+    if find_spec("pyroute2") is not None:
+        yield Check("pyroute2", "OK", "installed: openat.link.xdp and openat.link.tc can attach")
+    else:
+        yield Check("pyroute2", "WARN", "not installed: openat.link.xdp and openat.link.tc cannot attach",
+                    "pip install 'openat[net]'")
+    for name, feature, fix in (
+        ("XDP programs", features.xdp_program(), "needs Linux 4.8 or later"),
+        ("XDP links", features.xdp_link(), "needs Linux 5.9+; until then xdp.attach goes through netlink"),
+        ("sched_cls programs", features.sched_cls_program(), "needs CONFIG_NET_CLS_BPF"),
+        ("tcx links", features.tcx_link(), "needs Linux 6.6+; until then tc.attach adds a clsact filter"),
+    ):
+        yield Check(name, "OK" if feature else "WARN", feature.reason, fix)
+
+
 def main(argv: Sequence[str] = ()) -> int:
     """``openat doctor``: prints one line per check; exit 1 when tracing cannot work."""
     parser = argparse.ArgumentParser(prog="openat doctor", description=__doc__.splitlines()[0])
@@ -197,6 +224,8 @@ def main(argv: Sequence[str] = ()) -> int:
     checks = run_checks(show)
     usable = any(c.name == "auto attach" and c.status == "OK" for c in checks)
     print("tracing works here" if usable else "tracing cannot work here: see the FAIL lines", flush=True)
+    print("\nnetwork hooks (openat.link.xdp, openat.link.tc; not needed for tracing):", flush=True)
+    run_network_checks(show)
     return 0 if usable else 1
 
 

@@ -26,6 +26,12 @@ def run_example(name: str, *args: str) -> subprocess.Popen:
     )
 
 
+def wait_attached(process: subprocess.Popen) -> None:
+    """The example's first stderr line says it is attached (a slow guest takes seconds to get there)."""
+    line = process.stderr.readline()
+    assert line, f"the example exited before attaching: {process.communicate(timeout=RUN_TIMEOUT_S)}"
+
+
 def finish(process: subprocess.Popen) -> str:
     out, err = process.communicate(timeout=RUN_TIMEOUT_S)
     assert process.returncode == 0, err
@@ -33,25 +39,30 @@ def finish(process: subprocess.Popen) -> str:
     return out
 
 
-def busy_opener(comm: str, seconds: float) -> subprocess.Popen:
-    """A process named ``comm`` that opens /dev/null over and over for ``seconds``."""
+def busy_opener(comm: str) -> subprocess.Popen:
+    """A process named ``comm`` that opens /dev/null over and over until killed; it has begun when this returns."""
     code = (
-        "import os, time\n"
+        "import os, sys, time\n"
         f"open('/proc/self/comm', 'w').write({comm!r})\n"
-        f"end = time.monotonic() + {seconds}\n"
-        "while time.monotonic() < end:\n"
+        "print('ready', flush=True)\n"
+        "while True:\n"
         "    os.close(os.open('/dev/null', os.O_RDONLY))\n"
         "    time.sleep(0.001)\n"
     )
-    return subprocess.Popen([sys.executable, "-c", code])
+    opener = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert opener.stdout.readline() == "ready\n"
+    return opener
 
 
 @requires(features.syscall_tracepoints)
 def test_tracepoint_counter_counts_a_process_that_opens():
-    example = run_example("tracepoint_counter.py", "--seconds", "3", "--top", "1000")
-    opener = busy_opener("ex-counter", 4)
-    out = finish(example)
-    opener.wait(timeout=RUN_TIMEOUT_S)
+    opener = busy_opener("ex-counter")
+    try:
+        example = run_example("tracepoint_counter.py", "--seconds", "2", "--top", "1000")
+        out = finish(example)
+    finally:
+        opener.kill()
+        opener.wait()
     counts = dict(re.findall(r"^(\S+)\s+(\d+)$", out, re.M))
     assert int(counts.get("ex-counter", 0)) > 10, out
 
@@ -60,9 +71,9 @@ def test_tracepoint_counter_counts_a_process_that_opens():
 def test_ringbuf_reader_prints_each_program_started(tmp_path):
     program = tmp_path / "ex-ringbuf-true"
     shutil.copy("/bin/true", program)
-    example = run_example("ringbuf_reader.py", "--seconds", "3")
-    deadline = time.monotonic() + 3
-    while time.monotonic() < deadline:  # until the example has attached and stops
+    example = run_example("ringbuf_reader.py", "--seconds", "2")
+    wait_attached(example)
+    while example.poll() is None:  # until the example stops
         subprocess.run([str(program)], check=True)
         time.sleep(0.1)
     out = finish(example)
