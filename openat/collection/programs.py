@@ -2,14 +2,14 @@
 
 Attaching dispatches on the section's row of libbpf's table
 (:data:`openat.elf.SECTION_DEFS`) to the :mod:`openat.link` module of that
-hook; ``attach(target=...)`` replaces the attach point the section names.
+hook; ``attach(target=...)`` replaces the attach point the section names
+(for xdp and tc it is the interface, which no section names).
 """
 
 from __future__ import annotations
 
 import errno
-import importlib
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from ..arch import syscall_wrapper_prefix
 from ..btf import Btf, BtfError, BtfKind
@@ -97,12 +97,13 @@ class LoadedProgram(ProgramFd):
         super().__init__(fd.detach(), fd.name, fd.prog_type, fd.expected_attach_type, fd.verifier_log)
         self.spec = spec
 
-    def attach(self, target: Optional[str] = None) -> Link:
-        """Attach by section (``kprobe/FUNC``, ``tracepoint/CAT/NAME``, ``raw_tp/NAME``, ``fentry/...``,
-        ``xdp`` and ``tc`` with ``target`` an interface); ``target`` overrides the section's attach point."""
+    def attach(self, target: Optional[str] = None, **options: Any) -> Link:
+        """Attach by section (``kprobe/FUNC``, ``tracepoint/CAT/NAME``, ``raw_tp/NAME``, ``fentry/...``);
+        ``target`` overrides the section's attach point. ``xdp`` and ``tc`` programs need ``target``, the
+        interface (name or index); ``options`` go to :func:`openat.link.xdp.attach` (``mode=``) or
+        :func:`openat.link.tc.attach` (``direction=``, by default the section's: ``tc/egress``...)."""
         definition = self.spec.definition
         how = definition.attach if definition is not None else ""
-        where = target if target is not None else self.spec.attach_to
         handler = _ATTACH.get(how)
         if handler is None:
             raise NotSupportedError(
@@ -110,7 +111,11 @@ class LoadedProgram(ProgramFd):
                 f"program {self.name!r} (section {self.spec.section!r}): openat cannot attach {how or 'this kind of'} programs by section; "
                 "use the openat.link module of the hook, or BPF_LINK_CREATE, with this program's fd",
             )
-        return handler(self, where)
+        if how in _NETWORK:
+            return handler(self, target, options)
+        if options:
+            raise TypeError(f"attach() of a {how} program takes no options ({', '.join(options)})")
+        return handler(self, target if target is not None else self.spec.attach_to)
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"fd={self._fd}"
@@ -154,22 +159,26 @@ def _tracing(program: LoadedProgram, where: str) -> Link:
     return tracing.attach(program, f"{program.spec.section}")
 
 
-def _by_module(name: str):
-    """Attach through ``openat.link.<name>`` (xdp, tc: issue #13), when this openat has it."""
+def _xdp(program: LoadedProgram, target: Optional[str], options: Dict[str, Any]) -> Link:
+    from ..link import xdp  # pyroute2 comes with it: only for XDP programs
 
-    def attach(program: LoadedProgram, where: str) -> Link:
-        try:
-            module = importlib.import_module(f"openat.link.{name}")
-        except ImportError:
-            raise NotSupportedError(
-                errno.EOPNOTSUPP, "attach",
-                f"program {program.name!r}: attaching {name} programs needs openat.link.{name}, which this openat does not have yet",
-            ) from None
-        return module.attach(program, _need(program, where, "INTERFACE"))
-
-    return attach
+    return xdp.attach(program, _interface(program, target), **options)
 
 
+def _tc(program: LoadedProgram, target: Optional[str], options: Dict[str, Any]) -> Link:
+    from ..link import tc  # pyroute2 comes with it: only for tc programs
+
+    options.setdefault("direction", program.spec.attach_to or "ingress")  # SEC("tc/egress"): egress
+    return tc.attach(program, _interface(program, target), **options)
+
+
+def _interface(program: LoadedProgram, target: Optional[str]):
+    if target is None:
+        raise ElfError(f"program {program.name!r} (section {program.spec.section!r}) attaches to an interface: attach(target='eth0')")
+    return int(target) if isinstance(target, str) and target.isdigit() else target
+
+
+_NETWORK = ("xdp", "tc")
 _ATTACH = {
     "kprobe": _kprobe,
     "kretprobe": lambda program, where: _kprobe(program, where, retprobe=True),
@@ -178,6 +187,6 @@ _ATTACH = {
     "tracepoint": _tracepoint,
     "raw_tracepoint": _raw_tracepoint,
     "tracing": _tracing,
-    "xdp": _by_module("xdp"),
-    "tc": _by_module("tc"),
+    "xdp": _xdp,
+    "tc": _tc,
 }

@@ -163,14 +163,11 @@ def test_programs_attach_by_section(bpf_object, tmp_path):
 
 def test_attach_of_a_program_openat_cannot_attach_says_so(bpf_object):
     spec = load_spec(bpf_object("sections"))
-    with spec.load(programs=["socket_all", "xdp_pass"]) as coll:
+    with spec.load(programs=["socket_all", "raw_tp_enter"]) as coll:
         with pytest.raises(NotSupportedError, match="cannot attach socket programs by section"):
             coll.programs["socket_all"].attach()
-        try:
-            import openat.link.xdp  # noqa: F401
-        except ImportError:
-            with pytest.raises(NotSupportedError, match="needs openat.link.xdp"):
-                coll.programs["xdp_pass"].attach("lo")
+        with pytest.raises(TypeError, match="takes no options"):
+            coll.programs["raw_tp_enter"].attach(mode="skb")
 
 
 def test_loading_fails_cleanly_and_releases_what_it_made(bpf_object):
