@@ -10,7 +10,7 @@ import sys
 import time
 from typing import List, Optional, Sequence
 
-from .flags import FlagError, parse_flag_filter
+from .flags import FlagError, parse_flag_filter, split_flag_list
 from .output import TIMESTAMP_MODES, Clock, JsonFormatter, TextFormatter, lost_record
 from .probe import ATTACH_MODES, DEFAULT_RING_SIZE, Filters, ProbeOptions
 
@@ -166,7 +166,7 @@ def options_from(args: argparse.Namespace) -> ProbeOptions:
     if ring < 4096 or ring & (ring - 1):
         raise UsageError(f"--ring-size must be a power of two of at least 4096, got {ring}")
     try:
-        modes, mask = parse_flag_filter(name for spec in args.flag for name in spec.split(","))
+        modes, mask = parse_flag_filter(name for spec in args.flag for name in split_flag_list(spec))
     except FlagError as error:
         raise UsageError(str(error)) from None
     try:

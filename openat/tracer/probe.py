@@ -230,14 +230,14 @@ def _emit_entry_filters(p: Program, filters: Filters, flags_base: Register, flag
         if filters.pids:
             p.mov(R1, R0)
             p.rsh(R1, 32)
-            _one_of(p, R1, filters.pids, "pid_ok")
+            _one_of(p, W1, filters.pids, "pid_ok")
         if filters.tids:
             p.mov(W1, W0)  # the low half: tid
-            _one_of(p, R1, filters.tids, "tid_ok")
+            _one_of(p, W1, filters.tids, "tid_ok")
     if filters.uids:
         p.call("get_current_uid_gid")
         p.mov(W1, W0)  # the low half: uid
-        _one_of(p, R1, filters.uids, "uid_ok")
+        _one_of(p, W1, filters.uids, "uid_ok")
     if filters.cgroup:
         p.ld_map_fd(R1, CGROUP_MAP)
         p.mov(R2, 0)
@@ -271,6 +271,11 @@ def _emit_entry_filters(p: Program, filters: Filters, flags_base: Register, flag
 
 
 def _one_of(p: Program, register: Register, values: Sequence[int], passed: str) -> None:
+    """Go on at ``passed`` when the 32-bit ``register`` is one of ``values``, else out.
+
+    A 32-bit compare (JMP32) takes every u32 as its immediate; a 64-bit one
+    would sign-extend 2**31 and above.
+    """
     for value in values:
         p.jeq(register, value, passed)
     p.ja("out")
@@ -642,17 +647,34 @@ def build_fexit(layout: KernelLayout, options: ProbeOptions) -> Program:
 # ------------------------------------------------------------ assembling a probe
 
 
+# Program names, at most BPF_OBJ_NAME_LEN - 1 = 15 bytes each (what bpftool
+# prints): one per program of every mode, so that two programs never share one.
+_TRACEPOINT_TAGS = {SYSCALL_OPEN: "open", SYSCALL_OPENAT: "at", SYSCALL_OPENAT2: "at2"}
+PROGRAM_NAMES = {
+    ("kprobe", "enter"): "openat_kp_in",
+    ("kprobe", "exit"): "openat_kp_out",
+    ("fentry", "exit"): "openat_fexit",
+    ("tp_btf", "exit"): "openat_btf_exit",
+    ("raw_tp", "exit"): "openat_raw_exit",
+    **{("tracepoint", f"enter_{code}"): f"openat_in_{tag}" for code, tag in _TRACEPOINT_TAGS.items()},
+    **{("tracepoint", f"exit_{code}"): f"openat_out_{tag}" for code, tag in _TRACEPOINT_TAGS.items()},
+}
+assert all(len(name) <= 15 for name in PROGRAM_NAMES.values())
+assert len(set(PROGRAM_NAMES.values())) == len(PROGRAM_NAMES)
+
+
 def build_probe(attach: str, layout: KernelLayout, options: ProbeOptions = ProbeOptions()) -> List[ProbeProgram]:
     """The programs for ``attach`` (one of ATTACH_MODES), entry before exit."""
     if attach == "kprobe":
         return [
-            ProbeProgram("openat_enter", "kprobe", "do_sys_openat2", build_kprobe_enter(layout, options)),
-            ProbeProgram("openat_exit", "kretprobe", "do_sys_openat2", build_kretprobe(layout, options)),
+            ProbeProgram(PROGRAM_NAMES["kprobe", "enter"], "kprobe", "do_sys_openat2", build_kprobe_enter(layout, options)),
+            ProbeProgram(PROGRAM_NAMES["kprobe", "exit"], "kretprobe", "do_sys_openat2", build_kretprobe(layout, options)),
         ]
     if attach == "fentry":
-        return [ProbeProgram("openat_fexit", "fexit", "do_sys_openat2", build_fexit(layout, options))]
+        return [ProbeProgram(PROGRAM_NAMES["fentry", "exit"], "fexit", "do_sys_openat2", build_fexit(layout, options))]
     if attach in ("tp_btf", "raw_tp"):
-        return [ProbeProgram("openat_exit", attach, "sys_exit", build_sys_exit(layout, options, btf=attach == "tp_btf"))]
+        program = build_sys_exit(layout, options, btf=attach == "tp_btf")
+        return [ProbeProgram(PROGRAM_NAMES[attach, "exit"], attach, "sys_exit", program)]
     if attach == "tracepoint":
         programs = []
         for code in sorted(layout.syscall_numbers):
@@ -662,11 +684,11 @@ def build_probe(attach: str, layout: KernelLayout, options: ProbeOptions = Probe
             if enter is None or leave is None:
                 continue  # this kernel has no such tracepoint
             programs.append(
-                ProbeProgram(f"openat_in_{suffix}"[:15], "tracepoint", f"syscalls/sys_enter_{suffix}",
+                ProbeProgram(PROGRAM_NAMES["tracepoint", f"enter_{code}"], "tracepoint", f"syscalls/sys_enter_{suffix}",
                              build_tracepoint_enter(layout, options, code, enter))
             )
             programs.append(
-                ProbeProgram(f"openat_out_{suffix}"[:15], "tracepoint", f"syscalls/sys_exit_{suffix}",
+                ProbeProgram(PROGRAM_NAMES["tracepoint", f"exit_{code}"], "tracepoint", f"syscalls/sys_exit_{suffix}",
                              build_tracepoint_exit(layout, options, leave))
             )
         return programs

@@ -72,3 +72,10 @@ def test_unprivileged_run_says_what_is_needed():
     assert len(lines) == 1, result.stderr
     assert "CAP_BPF" in lines[0] and "root" in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_dump_compiles_ids_over_the_whole_u32_range():
+    result = run_unprivileged("--dump", "-u", "4294967295", "-p", "2147483648", "-t", "0")
+    assert result.returncode == 0, result.stderr
+    assert "if w1 == -0x1 goto uid_ok" in result.stdout
+    assert "if w1 == -0x80000000 goto pid_ok" in result.stdout

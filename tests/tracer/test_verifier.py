@@ -14,7 +14,7 @@ from ..support import ATTACH_FEATURES, need_root, skip_unless
 from .conftest import cgroup2_root
 
 ALL_FILTERS = Filters(
-    pids=(1, 2), tids=(3,), uids=(0, 1000), comm=b"cat", failed_only=True,
+    pids=(1, 2, 2**32 - 1), tids=(3, 2**31), uids=(0, 1000, 2**32 - 1), comm=b"cat", failed_only=True,
     access_modes=(0, 2), flag_mask=0o100, cgroup=True,
 )
 
