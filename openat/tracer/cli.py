@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import pwd
-import signal
 import sys
 import time
 from typing import List, Optional, Sequence
@@ -13,6 +12,7 @@ from typing import List, Optional, Sequence
 from .flags import FlagError, parse_flag_filter, split_flag_list
 from .output import TIMESTAMP_MODES, Clock, JsonFormatter, TextFormatter, lost_record
 from .probe import ATTACH_MODES, DEFAULT_RING_SIZE, Filters, ProbeOptions
+from .signals import StopSignals, Stopped
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -196,27 +196,48 @@ def open_cgroup(path: str) -> int:
     return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of ``openat`` and ``python -m openat``."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+def main(argv: Optional[Sequence[str]] = None, *, keep_handlers: bool = False) -> int:
+    """Entry point of ``openat`` and ``python -m openat``: returns the exit status.
+
+    SIGINT and SIGTERM are handled from the first statement on (see
+    :mod:`openat.tracer.signals`); ``keep_handlers`` leaves them installed
+    on return (the process is about to exit: a late signal must not find
+    the interpreter's handler there again).
+    """
+    stop = StopSignals()
+    try:
+        stop.install()
+        return _run(list(sys.argv[1:] if argv is None else argv), stop)
+    except Stopped as stopped:
+        return stopped.status
+    finally:
+        stop.note_only()
+        if not keep_handlers:
+            stop.restore()
+
+
+def _run(argv: List[str], stop: StopSignals) -> int:
     if argv[:1] == ["doctor"]:
         from .doctor import main as doctor_main
 
-        return doctor_main(argv[1:])
+        try:
+            return doctor_main(argv[1:])
+        except Stopped as stopped:
+            stopped.status = 128 + stopped.signum  # an interrupted check says nothing about this kernel
+            raise
     args = build_parser().parse_args(argv)
     try:
         options = options_from(args)
         if args.dump:
             from .attach import dump_probe
 
-            sys.stdout.write(dump_probe(args.attach, options))
-            return EXIT_OK
+            return _write_all(dump_probe(args.attach, options))
         cgroup_fd = open_cgroup(args.cgroup) if args.cgroup else None
     except UsageError as error:
         _warn(f"{error} (see openat --help)")
         return EXIT_USAGE
     try:
-        return _trace(args, options, cgroup_fd)
+        return _trace(args, options, cgroup_fd, stop)
     finally:
         if cgroup_fd is not None:
             os.close(cgroup_fd)
@@ -226,41 +247,52 @@ def _warn(message: str) -> None:
     print(f"openat: {message}", file=sys.stderr, flush=True)
 
 
-class _Stop(Exception):
-    """Raised by the SIGTERM handler so cleanup runs as for Ctrl-C."""
+def _write_all(text: str) -> int:
+    """Write ``text`` to stdout and flush it: EXIT_OK, or EXIT_FAILURE with one line when it cannot be written."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_stdout()
+    except OSError as error:
+        _quiet_stdout()
+        _warn(f"cannot write output: {error.strerror or error}")
+        return EXIT_FAILURE
+    return EXIT_OK
 
 
-def _trace(args: argparse.Namespace, options: ProbeOptions, cgroup_fd: Optional[int]) -> int:
+class OutputError(Exception):
+    """The output cannot be written (a full disk, an I/O error): tracing stops."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error.strerror or str(error))
+        self.reason = error.strerror or str(error)
+
+
+def _trace(args: argparse.Namespace, options: ProbeOptions, cgroup_fd: Optional[int], stop: StopSignals) -> int:
     from ..syscalls.errors import BpfError
     from .attach import Tracer, TracerError
 
-    def on_sigterm(signum: int, frame: object) -> None:
-        raise _Stop()
-
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    stop.note_only()  # from here on the kernel holds what we made: signals end the loop, never cut it short
     tracer = Tracer(
         attach=args.attach, options=options, ring_size=args.ring_size, report=_warn, cgroup_fd=cgroup_fd,
         kprobe_interface=args.kprobe_interface,
     )
-    reader = _Reader(tracer, _formatter(args), sys.stdout, args.json)
+    reader = _Reader(tracer, _formatter(args), sys.stdout, args.json, stop)
     try:
         tracer.start()
         reader.run(time.monotonic() + args.duration if args.duration else None)
         return EXIT_OK
-    except (KeyboardInterrupt, _Stop):
-        return EXIT_OK
     except BrokenPipeError:
-        _quiet_stdout()  # the reader went away (e.g. `| head`): stop as cat does
-        return EXIT_OK
+        return EXIT_OK  # the reader went away (e.g. `| head`): stop as cat does
+    except OutputError as error:
+        _warn(f"cannot write output: {error.reason}")
+        return EXIT_FAILURE
     except (TracerError, BpfError) as error:
         _warn(str(error).splitlines()[0])
         return EXIT_FAILURE
     finally:
-        try:
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second TERM must not cut cleanup short
-            reader.finish()
-        finally:
-            signal.signal(signal.SIGTERM, previous)
+        reader.finish()
 
 
 def _formatter(args: argparse.Namespace):
@@ -274,10 +306,12 @@ def _formatter(args: argparse.Namespace):
 class _Reader:
     """Drains the tracer's ring into the output and says when events were lost."""
 
-    def __init__(self, tracer, formatter, out, as_json: bool) -> None:
+    def __init__(self, tracer, formatter, out, as_json: bool, stop: Optional[StopSignals] = None) -> None:
         self.tracer = tracer
         self.out = out
+        self.output_ok = True  # False once a write failed: nothing more goes to ``out``
         self.as_json = as_json
+        self.stop = stop if stop is not None else StopSignals()
         self.lost_reported = 0
         self.lines: List[str] = []
         add = self.lines.append
@@ -289,18 +323,18 @@ class _Reader:
         self.on_record = on_record
 
     def run(self, deadline: Optional[float]) -> None:
-        """Print what the probe sends until ``deadline`` (monotonic seconds; None: until stopped)."""
+        """Print what the probe sends until ``deadline`` (monotonic seconds; None: until stopped by a signal)."""
         started = time.monotonic()
         next_lost_check = started + LOST_REPORT_INTERVAL_S
         fast_until = started + STARTUP_POLL_S
-        while True:
+        while self.stop.received is None:
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 return
             interval = STARTUP_POLL_MS if now < fast_until else POLL_TIMEOUT_MS
             timeout = interval if deadline is None else max(0, min(interval, int((deadline - now) * 1000)))
             self.drain(timeout)
-            self.out.flush()
+            self.flush()
             if now >= next_lost_check:
                 next_lost_check = now + LOST_REPORT_INTERVAL_S
                 self.report_lost()
@@ -309,7 +343,8 @@ class _Reader:
         """Wait up to ``timeout_ms``, then write out what is waiting.
 
         Chunks of OUTPUT_CHUNK_LINES keep memory bounded through a long
-        burst; DRAIN_LIMIT_RECORDS lets the lost-event check run under load.
+        burst; DRAIN_LIMIT_RECORDS lets the lost-event check (and a stop
+        signal) take effect under load too.
         """
         lines = self.lines
         drained = 0
@@ -317,12 +352,33 @@ class _Reader:
             count = self.tracer.poll_records(self.on_record, timeout_ms=timeout_ms, limit=OUTPUT_CHUNK_LINES, in_place=True)
             if lines:
                 lines.append("")
-                self.out.write("\n".join(lines))
+                self.write("\n".join(lines))
                 lines.clear()
-            if count < OUTPUT_CHUNK_LINES:
+            if count < OUTPUT_CHUNK_LINES or self.stop.received is not None:
                 return
             drained += count
             timeout_ms = 0
+
+    def write(self, text: str) -> None:
+        """Write to the output; BrokenPipeError when its reader left, OutputError for any other failure."""
+        try:
+            self.out.write(text)
+        except OSError as error:
+            raise self._failed(error) from None
+
+    def flush(self) -> None:
+        try:
+            self.out.flush()
+        except OSError as error:
+            raise self._failed(error) from None
+
+    def _failed(self, error: OSError) -> Exception:
+        """Stop writing to the output; the exception that says why."""
+        self.output_ok = False
+        self.lines.clear()
+        if self.out is sys.stdout:
+            _quiet_stdout()  # what is still buffered must not fail again at exit
+        return error if isinstance(error, BrokenPipeError) else OutputError(error)
 
     def report_lost(self, *, total: Optional[int] = None, final: bool = False) -> None:
         """Say how many events were lost since the last report.
@@ -331,9 +387,9 @@ class _Reader:
         """
         total = self.tracer.lost_events() if total is None else total
         if total > self.lost_reported:
-            if self.as_json:
-                self.out.write(lost_record(total - self.lost_reported, total) + "\n")
-                self.out.flush()
+            if self.as_json and self.output_ok:
+                self.write(lost_record(total - self.lost_reported, total) + "\n")
+                self.flush()
             if not final:
                 _warn(f"{total - self.lost_reported} events lost (ring buffer full), {total} in all; try a larger --ring-size")
         if final:
@@ -347,12 +403,15 @@ class _Reader:
         if self.tracer.mode is not None:
             try:
                 self.report_lost(total=lost, final=True)
-            except BrokenPipeError:
-                _quiet_stdout()
+            except (BrokenPipeError, OutputError):
+                _warn(f"{lost} events lost")  # the output is gone, stderr still says it
 
 
 def _quiet_stdout() -> None:
     """Point stdout at /dev/null so the interpreter's final flush cannot fail."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass  # stdout is not a file descriptor (an in-process test's capture): nothing to flush at exit

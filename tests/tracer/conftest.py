@@ -35,12 +35,13 @@ def cgroup2_root() -> str:
 class TracerProcess:
     """``python -m openat ARGS`` with its output read in the background."""
 
-    def __init__(self, args: List[str]) -> None:
+    def __init__(self, args: List[str], **popen: object) -> None:
         self.args = args
         self.process = subprocess.Popen(
             [sys.executable, "-m", "openat", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            **popen,  # type: ignore[arg-type]
         )
         self.lines: "queue.Queue[bytes]" = queue.Queue()
         self.stderr_lines: List[str] = []
