@@ -2,16 +2,23 @@
 
 File names and comms are chosen by whoever runs a process, so they are
 untrusted: a name holding a newline could forge a whole line, an ESC could
-drive the terminal, a space could forge a field. Every byte that is not a
-printable, non-space character is escaped:
+drive the terminal, a space or a blank-looking character could forge a
+field. Every character that is not a visible glyph is escaped:
 
 * ``\\\\`` for a backslash, so every other backslash starts an escape;
 * ``\\xNN`` for an ASCII control byte, space, DEL, or a byte that is not part
   of valid UTF-8;
-* ``\\u{XXXX}`` for a valid but invisible or format-changing character
-  (C1 controls such as U+009B CSI, bidi overrides, line separators).
+* ``\\u{XXXX}`` for a valid character that shows no glyph of its own: by
+  Unicode category Cc, Cf, Cs, Co, Cn (C1 controls such as U+009B CSI,
+  bidi overrides, zero-width characters, private use, unassigned), Zs, Zl,
+  Zp (separators: no-break and ideographic spaces, line separators), a
+  combining mark (Mn, Me) at the start of a field, where it would sit on
+  the ``=`` before it; and :data:`BLANK_CHARACTERS`, which Unicode calls
+  printable but which render as nothing (the Hangul fillers, the Braille
+  blank, the default-ignorable marks).
 
-The escaped form is reversible: :func:`unescape` gives back the bytes.
+The escaped form is reversible: :func:`unescape` gives back the bytes, and
+refuses (:class:`EscapeError`) any text :func:`escape` never writes.
 """
 
 from __future__ import annotations
@@ -21,12 +28,24 @@ import json
 import re
 import struct
 import time
-from typing import Callable, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 from .records import HEADER_SIZE, KIND_COMPLETE, SYSCALL_NAMES, OpenEvent, decode_event, field_offset
 
 # Bytes that need no thought: printable ASCII except space and backslash.
 _PLAIN_BYTES = bytes(range(0x21, 0x7F)).replace(b"\\", b"")
+
+# Printable by Unicode's categories, yet blank on a terminal: the fillers
+# (Hangul, Braille blank, the musical null notehead) and the default-ignorable
+# code points that are not format characters (the combining grapheme joiner,
+# Khmer inherent vowels, Mongolian and Unicode variation selectors).
+BLANK_CHARACTERS = frozenset(
+    chr(code)
+    for code in (
+        0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x180B, 0x180C, 0x180D, 0x180F, 0x2800, 0x3164, 0xFFA0, 0x1D159,
+        *range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0),
+    )
+)
 
 
 def _escape_char(char: str) -> str:
@@ -38,15 +57,81 @@ def _escape_char(char: str) -> str:
     return f"\\u{{{code:04x}}}"
 
 
+def _visible(char: str) -> bool:
+    """Whether ``char`` may be written as itself anywhere but at the start of a field."""
+    return char.isprintable() and char != " " and char != "\\" and char not in BLANK_CHARACTERS
+
+
+def _is_combining(char: str) -> bool:
+    if char < "\u0300":  # the first combining mark: ASCII and Latin-1 never need the table
+        return False
+    import unicodedata  # only names that start with a non-Latin-1 character pay for it
+
+    return unicodedata.category(char) in ("Mn", "Me")
+
+
 def escape(raw: bytes) -> str:
-    """``raw`` as a single printable token with no spaces (see module doc)."""
+    """``raw`` as a single token of visible glyphs without spaces (see module doc)."""
     if not raw.translate(None, _PLAIN_BYTES):  # C-speed check: nothing to escape
         return raw.decode("ascii")
     text = raw.decode("utf-8", "surrogateescape")
-    return "".join(
-        char if (char.isprintable() and char != " " and char != "\\") else _escape_char(char)
-        for char in text
-    )
+    # Whole-string checks at C speed first: most non-ASCII names need no escape.
+    if text.isprintable() and " " not in text and "\\" not in text and BLANK_CHARACTERS.isdisjoint(text):
+        if not _is_combining(text[0]):
+            return text
+    first = _escape_char(text[0]) if _is_combining(text[0]) or not _visible(text[0]) else text[0]
+    return first + "".join(char if _visible(char) else _escape_char(char) for char in text[1:])
+
+
+class EscapeError(ValueError):
+    """Text that :func:`escape` never writes, so no bytes it stands for."""
+
+
+_UNESCAPE = re.compile(r"\\(?:(\\)|x([0-9a-f]{2})|u\{([0-9a-f]{4,6})\})|\\")
+
+
+def unescape(text: str) -> bytes:
+    """Invert :func:`escape`: the bytes ``text`` stands for.
+
+    EscapeError (a ValueError) for anything :func:`escape` never writes: a
+    backslash that starts no escape, a code point above U+10FFFF or a
+    surrogate, or a character written in another form than escape's
+    (``\\x41`` for ``A``, a raw space).
+    """
+    out = bytearray()
+    position = 0
+    for match in _UNESCAPE.finditer(text):
+        out += _literal(text[position : match.start()], text)
+        if match.group(1) is not None:
+            out += b"\\"
+        elif match.group(2) is not None:
+            out.append(int(match.group(2), 16))
+        elif match.group(3) is not None:
+            out += _code_point(match.group(0))
+        else:
+            raise EscapeError(f"a backslash that starts no escape at {match.start()} in {text!r}")
+        position = match.end()
+    out += _literal(text[position:], text)
+    raw = bytes(out)
+    if escape(raw) != text:
+        raise EscapeError(f"{text!r} is not what escape writes for these bytes (that is {escape(raw)!r})")
+    return raw
+
+
+def _literal(chunk: str, text: str) -> bytes:
+    try:
+        return chunk.encode("utf-8")
+    except UnicodeEncodeError:
+        raise EscapeError(f"a lone surrogate in {text!r}, which escape never writes") from None
+
+
+def _code_point(escaped: str) -> bytes:
+    code = int(escaped[3:-1], 16)
+    if code > 0x10FFFF:
+        raise EscapeError(f"{escaped} is beyond U+10FFFF, the last code point")
+    if 0xD800 <= code <= 0xDFFF:
+        raise EscapeError(f"{escaped} is a surrogate, which is no character")
+    return chr(code).encode("utf-8")
 
 
 class _BoundedCache(dict):
@@ -67,26 +152,6 @@ class _BoundedCache(dict):
             self.clear()
         value = self[key] = self.compute(key)
         return value
-
-
-_UNESCAPE = re.compile(r"\\(\\|x([0-9a-f]{2})|u\{([0-9a-f]+)\})")
-
-
-def unescape(text: str) -> bytes:
-    """Invert :func:`escape`."""
-    out = bytearray()
-    position = 0
-    for match in _UNESCAPE.finditer(text):
-        out += text[position : match.start()].encode("utf-8")
-        if match.group(1) == "\\":
-            out += b"\\"
-        elif match.group(2) is not None:
-            out.append(int(match.group(2), 16))
-        else:
-            out += chr(int(match.group(3), 16)).encode("utf-8")
-        position = match.end()
-    out += text[position:].encode("utf-8")
-    return bytes(out)
 
 
 # ---------------------------------------------------------------- timestamps
@@ -296,10 +361,10 @@ class JsonFormatter:
         return self._body(decode_event(bytes(self._tails.skip) + tail))
 
     def _body(self, event: OpenEvent) -> str:
-        record: dict = dict(
-            pid=event.pid, tid=event.tid, uid=event.uid, gid=event.gid, flags=event.flags, comm=_json_text(event.comm),
-            dfd=event.dfd, syscall=SYSCALL_NAMES.get(event.syscall, str(event.syscall)),
-        )
+        record: dict = dict(pid=event.pid, tid=event.tid, uid=event.uid, gid=event.gid, flags=event.flags)
+        _put_text(record, "comm", event.comm)
+        record["dfd"] = event.dfd
+        record["syscall"] = SYSCALL_NAMES.get(event.syscall, str(event.syscall))
         name = event.filename
         _put_text(record, "file", name)
         if self.path_of is not None:
@@ -315,14 +380,8 @@ class JsonFormatter:
         return "," + json.dumps(record, ensure_ascii=True, separators=(",", ":"))[1:]
 
 
-def _json_text(raw: bytes) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw.decode("utf-8", "backslashreplace")
-
-
 def _put_text(record: dict, key: str, raw: bytes) -> None:
+    """``record[key]`` = ``raw`` as text; when it is not UTF-8, with ``\\xNN`` escapes, and ``key_hex`` = its exact bytes."""
     try:
         record[key] = raw.decode("utf-8")
     except UnicodeDecodeError:
