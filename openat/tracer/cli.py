@@ -1,14 +1,16 @@
-"""``python -m openat``: print one line per open on the machine."""
+"""``python -m openat``: print one line per open on the machine, or of one command and its children."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import pwd
+import signal
 import sys
 import time
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
+from .command import Command, CommandError
 from .flags import FlagError, parse_flag_filter, split_flag_list
 from .output import TIMESTAMP_MODES, Clock, JsonFormatter, TextFormatter, lost_record
 from .probe import ATTACH_MODES, DEFAULT_RING_SIZE, Filters, ProbeOptions
@@ -39,7 +41,10 @@ examples:
   sudo openat -f O_WRONLY,O_CREAT      # write-only opens or creating opens
   sudo openat -f O_RDONLY              # read-only opens (O_RDONLY is 0, and works)
   sudo openat --cgroup /sys/fs/cgroup/unified/system.slice   # one cgroup v2 tree
-  sudo openat -F                       # resolve relative names to full paths
+  sudo openat -F                       # full paths, resolved in the kernel at the open
+  sudo openat -F -- make -j4           # run make, trace it and every process it starts
+  sudo openat --json --container 3f2a  # one container's opens, with cgroup and container id
+  sudo openat --print-tid --flag-names # tid= after pid=, flags=O_WRONLY|O_CREAT
   sudo openat -d 10 --timestamp relative   # ten seconds, seconds since start
   sudo openat --attach tracepoint      # force an attach point
   openat --dump -x -p 1                # the generated probe, filters included (no root)
@@ -100,11 +105,25 @@ def _user(text: str) -> int:
         raise argparse.ArgumentTypeError(f"no such user: {text!r}") from None
 
 
+def _container_id(text: str) -> str:
+    if not 1 <= len(text) <= 64 or text.strip("0123456789abcdef"):
+        raise argparse.ArgumentTypeError(f"a container id is 1 to 64 lower-case hex digits, got {text!r}")
+    return text
+
+
 def _comm(text: str) -> bytes:
     raw = os.fsencode(text)
     if not 0 < len(raw) < 16:
         raise argparse.ArgumentTypeError(f"a comm is 1 to 15 bytes (the kernel cuts longer names), got {text!r}")
     return raw
+
+
+USAGE = """\
+openat [-p PID]... [-t TID]... [-u UID|USER]... [-n COMM] [-x] [-f FLAGS]... [--cgroup PATH]
+              [--container ID] [--json] [-F] [--print-tid] [--flag-names] [--timestamp MODE] [-d SECONDS]
+              [--attach MODE] [--kprobe-interface MODE] [--filename-size BYTES] [--ring-size BYTES]
+              [--dump] [-- CMD [ARGS...]]
+       openat doctor"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -116,8 +135,11 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="openat",
-        description="Trace open(), openat() and openat2() with eBPF, from pure Python: "
-        "one line per open, with its result.",
+        usage=USAGE,
+        description="Trace open(), openat(), openat2() and io_uring opens with eBPF, from pure Python:\n"
+        "one line per open, with its result. With -- CMD, run CMD and trace it and every\n"
+        "process it starts, from its first open, and exit with CMD's status.\n"
+        "`openat doctor` checks what this kernel supports.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -132,10 +154,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="only opens with one of these flags, e.g. O_WRONLY,O_CREAT (repeatable)",
     )
     what.add_argument("--cgroup", metavar="PATH", help="only processes in this cgroup v2 directory or below it")
+    what.add_argument("--container", metavar="ID", type=_container_id,
+                      help="only this container (docker, containerd, CRI-O, podman): its id or a unique prefix")
 
     show = parser.add_argument_group("output")
-    show.add_argument("--json", action="store_true", help="one JSON object per line")
-    show.add_argument("-F", "--full-path", action="store_true", help="resolve relative names to absolute paths")
+    show.add_argument("--json", action="store_true", help="one JSON object per line, with cgroup and container fields")
+    show.add_argument("-F", "--full-path", action="store_true",
+                      help="absolute, normalised paths, resolved in the kernel at the open (from /proc where it cannot)")
+    show.add_argument("--print-tid", action="store_true", help="add tid= after pid= (text)")
+    show.add_argument("--flag-names", action="store_true", help="flags as names, flags=O_WRONLY|O_CREAT, not hex (text)")
     show.add_argument("--timestamp", choices=TIMESTAMP_MODES, default="utc", help="utc (default, RFC 3339), local, relative or none")
     show.add_argument("-d", "--duration", type=_seconds, metavar="SECONDS", help="stop after SECONDS")
 
@@ -179,8 +206,11 @@ def options_from(args: argparse.Namespace) -> ProbeOptions:
             access_modes=modes,
             flag_mask=mask,
             cgroup=args.cgroup is not None,
+            container=args.container is not None,
+            follow=bool(args.command),
         )
-        return ProbeOptions(filename_size=args.filename_size, wakeup_mark=ring // 8, filters=filters)
+        return ProbeOptions(filename_size=args.filename_size, wakeup_mark=ring // 8, filters=filters,
+                            containers=args.json, full_path=args.full_path)
     except ValueError as error:
         raise UsageError(str(error)) from None
 
@@ -225,22 +255,58 @@ def _run(argv: List[str], stop: StopSignals) -> int:
         except Stopped as stopped:
             stopped.status = 128 + stopped.signum  # an interrupted check says nothing about this kernel
             raise
+    argv, command = _split_command(argv)
     args = build_parser().parse_args(argv)
+    args.command = command
+    cgroup_fds: List[int] = []
     try:
         options = options_from(args)
+        if command is not None and args.duration is not None:
+            raise UsageError("-d and -- CMD exclude each other: with a command openat stops when it ends")
         if args.dump:
             from .attach import dump_probe
 
             return _write_all(dump_probe(args.attach, options))
-        cgroup_fd = open_cgroup(args.cgroup) if args.cgroup else None
+        for path in (args.cgroup, _container_cgroup(args.container)):
+            cgroup_fds.append(open_cgroup(path) if path else -1)
     except UsageError as error:
         _warn(f"{error} (see openat --help)")
         return EXIT_USAGE
     try:
-        return _trace(args, options, cgroup_fd, stop)
+        return _trace(args, options, *(None if fd < 0 else fd for fd in cgroup_fds), stop)
     finally:
-        if cgroup_fd is not None:
-            os.close(cgroup_fd)
+        for fd in cgroup_fds:
+            if fd >= 0:
+                os.close(fd)
+
+
+def _split_command(argv: List[str]):
+    """(openat's arguments, CMD or None): everything after the first ``--`` is the command."""
+    if "--" not in argv:
+        return argv, None
+    at = argv.index("--")
+    command = argv[at + 1 :]
+    if not command:
+        raise _usage_exit("-- must be followed by a command to run")
+    return argv[:at], command
+
+
+def _usage_exit(message: str) -> SystemExit:
+    """What argparse does with bad input: one line on stderr, exit status 2."""
+    print(f"openat: {message} (see openat --help)", file=sys.stderr, flush=True)
+    return SystemExit(EXIT_USAGE)
+
+
+def _container_cgroup(container: Optional[str]) -> Optional[str]:
+    """The cgroup directory of ``--container``'s container; UsageError when no single one matches."""
+    if container is None:
+        return None
+    from .containers import ContainerError, find_container
+
+    try:
+        return find_container(container)
+    except ContainerError as error:
+        raise UsageError(f"--container {container}: {error}") from None
 
 
 def _warn(message: str) -> None:
@@ -269,20 +335,26 @@ class OutputError(Exception):
         self.reason = error.strerror or str(error)
 
 
-def _trace(args: argparse.Namespace, options: ProbeOptions, cgroup_fd: Optional[int], stop: StopSignals) -> int:
+def _trace(args: argparse.Namespace, options: ProbeOptions, cgroup_fd: Optional[int], container_fd: Optional[int],
+           stop: StopSignals) -> int:
     from ..syscalls.errors import BpfError
     from .attach import Tracer, TracerError
 
     stop.note_only()  # from here on the kernel holds what we made: signals end the loop, never cut it short
     tracer = Tracer(
         attach=args.attach, options=options, ring_size=args.ring_size, report=_warn, cgroup_fd=cgroup_fd,
-        kprobe_interface=args.kprobe_interface,
+        kprobe_interface=args.kprobe_interface, container_fd=container_fd,
     )
-    reader = _Reader(tracer, _formatter(args), sys.stdout, args.json, stop)
+    reader = _Reader(tracer, None, sys.stdout, args.json, stop)
+    clock = Clock(args.timestamp)  # before attaching: "relative" counts from the start of tracing
     try:
         tracer.start()
-        reader.run(time.monotonic() + args.duration if args.duration else None)
-        return EXIT_OK
+        reader.set_formatter(_formatter(args, tracer, clock))
+        if args.command is None:
+            reader.run(time.monotonic() + args.duration if args.duration else None)
+            return EXIT_OK
+        command = _start_command(args.command, tracer, stop)
+        return _follow(reader, command, stop)
     except BrokenPipeError:
         return EXIT_OK  # the reader went away (e.g. `| head`): stop as cat does
     except OutputError as error:
@@ -291,16 +363,61 @@ def _trace(args: argparse.Namespace, options: ProbeOptions, cgroup_fd: Optional[
     except (TracerError, BpfError) as error:
         _warn(str(error).splitlines()[0])
         return EXIT_FAILURE
+    except CommandError as error:
+        _warn(str(error))
+        return error.status
     finally:
         reader.finish()
 
 
-def _formatter(args: argparse.Namespace):
-    from .paths import full_path
+def _start_command(argv: List[str], tracer, stop: StopSignals):
+    """Fork CMD held before exec, follow its pid in the kernel, then let it run."""
+    command = Command(argv, stop.previous)
+    try:
+        tracer.follow(command.pid)
+    except BaseException:
+        command.abandon()
+        raise
+    command.release()
 
-    clock = Clock(args.timestamp)
-    path_of = full_path if args.full_path else None
-    return (JsonFormatter if args.json else TextFormatter)(clock, path_of=path_of)
+    def pass_on(signum: int) -> None:
+        # A terminal's Ctrl-C reached the command already (same foreground process group).
+        if stop.count == 1 and not (signum == signal.SIGINT and _in_terminal_foreground()):
+            command.signal(signum)
+
+    stop.on_signal = pass_on
+    return command
+
+
+def _follow(reader: "_Reader", command, stop: StopSignals) -> int:
+    """Trace until the command ends (its status), or a second signal (128 + that signal)."""
+    reader.run(None, until=lambda: command.poll() is not None or stop.count >= 2)
+    status = command.poll()
+    if status is None:
+        return 128 + (stop.received or signal.SIGTERM)
+    reader.drain(0)  # what its last opens sent is in the ring already
+    reader.flush()
+    return status
+
+
+def _in_terminal_foreground() -> bool:
+    for fd in (0, 1, 2):
+        try:
+            if os.isatty(fd):
+                return os.tcgetpgrp(fd) == os.getpgrp()
+        except OSError:
+            continue
+    return False
+
+
+def _formatter(args: argparse.Namespace, tracer, clock: Clock):
+    """The formatter the arguments ask for, once the tracer knows whether the kernel resolves -F."""
+    full_path = ("kernel" if tracer.kernel_paths else "proc") if args.full_path else None
+    if args.json:
+        from .containers import CgroupNames
+
+        return JsonFormatter(clock, full_path=full_path, cgroups=CgroupNames())
+    return TextFormatter(clock, full_path=full_path, show_tid=args.print_tid, flag_names=args.flag_names)
 
 
 class _Reader:
@@ -314,6 +431,10 @@ class _Reader:
         self.stop = stop if stop is not None else StopSignals()
         self.lost_reported = 0
         self.lines: List[str] = []
+        if formatter is not None:
+            self.set_formatter(formatter)
+
+    def set_formatter(self, formatter) -> None:
         add = self.lines.append
         format_buffer = formatter.from_buffer
 
@@ -322,12 +443,14 @@ class _Reader:
 
         self.on_record = on_record
 
-    def run(self, deadline: Optional[float]) -> None:
-        """Print what the probe sends until ``deadline`` (monotonic seconds; None: until stopped by a signal)."""
+    def run(self, deadline: Optional[float], until: Optional[Callable[[], bool]] = None) -> None:
+        """Print what the probe sends until ``deadline`` (monotonic seconds), ``until()`` says so, or a
+        stop signal (when ``until`` is None)."""
         started = time.monotonic()
         next_lost_check = started + LOST_REPORT_INTERVAL_S
         fast_until = started + STARTUP_POLL_S
-        while self.stop.received is None:
+        done = until if until is not None else lambda: self.stop.received is not None
+        while not done():
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 return
@@ -354,7 +477,7 @@ class _Reader:
                 lines.append("")
                 self.write("\n".join(lines))
                 lines.clear()
-            if count < OUTPUT_CHUNK_LINES or self.stop.received is not None:
+            if count < OUTPUT_CHUNK_LINES or self.stop.count >= (1 if self.stop.on_signal is None else 2):
                 return
             drained += count
             timeout_ms = 0

@@ -65,9 +65,12 @@ def parse_flag_filter(names: Iterable[str], machine: Optional[str] = None) -> Tu
     return tuple(modes), mask
 
 
-def describe_flags(flags: int, machine: Optional[str] = None) -> str:
-    """``O_WRONLY|O_CREAT|O_TRUNC`` for 0o1101 (unknown bits in hex)."""
-    names = [name for name, value in ACCESS_MODES.items() if value == flags & O_ACCMODE]
+def flag_names(flags: int, machine: Optional[str] = None) -> List[str]:
+    """``["O_WRONLY", "O_CREAT", "O_TRUNC"]`` for 0o1101: the access mode first, then each flag's
+    own bit as the filter matches it (so C's O_SYNC, which includes O_DSYNC, shows as both);
+    bits no name covers in hex, and so an access mode of 3, which has no name."""
+    mode = flags & O_ACCMODE
+    names = [name for name, value in ACCESS_MODES.items() if value == mode] or [hex(mode)]
     rest = flags & ~O_ACCMODE
     for name, bit in flag_bits(machine).items():
         if rest & bit:
@@ -75,4 +78,9 @@ def describe_flags(flags: int, machine: Optional[str] = None) -> str:
             rest &= ~bit
     if rest:
         names.append(hex(rest))
-    return "|".join(names)
+    return names
+
+
+def describe_flags(flags: int, machine: Optional[str] = None) -> str:
+    """``O_WRONLY|O_CREAT|O_TRUNC`` for 0o1101 (unknown bits in hex)."""
+    return "|".join(flag_names(flags, machine))

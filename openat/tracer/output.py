@@ -30,7 +30,7 @@ import struct
 import time
 from typing import Callable, Dict, Optional, Tuple
 
-from .records import HEADER_SIZE, KIND_COMPLETE, SYSCALL_NAMES, OpenEvent, decode_event, field_offset
+from .records import DIR_CUT, HEADER_SIZE, KIND_COMPLETE, OPERATION_NAMES, OpenEvent, decode_event, field_offset
 
 # Bytes that need no thought: printable ASCII except space and backslash.
 _PLAIN_BYTES = bytes(range(0x21, 0x7F)).replace(b"\\", b"")
@@ -177,6 +177,7 @@ class Clock:
         self._cached_text = ""
         self._iso_second = -1
         self._iso_text = ""
+        self._iso_zone = "Z"
 
     def wall_ns(self, monotonic_ns: int) -> int:
         return monotonic_ns + self.offset_ns
@@ -186,7 +187,7 @@ class Clock:
         if self.mode == "none":
             return None
         if self.mode == "relative":
-            return f"{(monotonic_ns - self.start_monotonic_ns) / 1e9:.6f}"
+            return self.seconds(monotonic_ns)
         second = (monotonic_ns + self.offset_ns) // 1_000_000_000
         if second != self._cached_second:  # many events share a second
             self._cached_second = second
@@ -199,12 +200,20 @@ class Clock:
         return self._cached_text
 
     def iso(self, monotonic_ns: int) -> str:
-        """Full-precision RFC 3339 UTC stamp (JSON's ``time``)."""
+        """Full-precision RFC 3339 stamp (JSON's ``time``): UTC, or local time with its offset in mode ``local``."""
         seconds, nanos = divmod(monotonic_ns + self.offset_ns, 1_000_000_000)
         if seconds != self._iso_second:
             self._iso_second = seconds
-            self._iso_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-        return f"{self._iso_text}.{nanos:09d}Z"
+            if self.mode == "local":
+                stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(seconds))
+                self._iso_text, self._iso_zone = stamp[:-5], stamp[-5:-2] + ":" + stamp[-2:]
+            else:
+                self._iso_text, self._iso_zone = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)), "Z"
+        return f"{self._iso_text}.{nanos:09d}{self._iso_zone}"
+
+    def seconds(self, monotonic_ns: int) -> str:
+        """Seconds since start with microseconds, as a JSON number (mode ``relative``)."""
+        return f"{(monotonic_ns - self.start_monotonic_ns) / 1e9:.6f}"
 
 
 # ---------------------------------------------------------------- formatting
@@ -243,21 +252,62 @@ class _TailStructs(dict):
         return value
 
 
+FULL_PATH_SOURCES = ("kernel", "proc")
+
+
+def _path_function(full_path: Optional[str]) -> Optional[Callable[[OpenEvent], bytes]]:
+    """What ``-F`` makes of an event's name: from the probe's walk (``kernel``), from /proc now (``proc``), or nothing."""
+    if full_path is None:
+        return None
+    if full_path not in FULL_PATH_SOURCES:
+        raise ValueError(f"unknown full path source {full_path!r}; choose one of {', '.join(FULL_PATH_SOURCES)}")
+    from .paths import full_path as from_proc, kernel_path
+
+    return kernel_path if full_path == "kernel" else from_proc
+
+
+class _FlagNames(dict):
+    """flags -> ["O_WRONLY", "O_CREAT", ...] (or "O_WRONLY|O_CREAT" as text), cached."""
+
+    def __init__(self, machine: Optional[str], joined: bool) -> None:
+        super().__init__()
+        self.machine = machine
+        self.joined = joined
+
+    def __missing__(self, flags: int):
+        from .flags import flag_names
+
+        names = flag_names(flags, self.machine)
+        value = self[flags] = "|".join(names) if self.joined else names
+        return value
+
+
 class TextFormatter:
     """The seed's line: ``TIME pid= uid= flags= comm= file=`` then ``ret=``.
+
+    ``show_tid`` adds ``tid=`` after ``pid=``; ``flag_names`` writes the
+    flags as names (``O_WRONLY|O_CREAT``) instead of hex; ``full_path``
+    (``kernel`` or ``proc``, see :mod:`openat.tracer.paths`) makes names
+    absolute. An io_uring open ends in ``via=io_uring``.
 
     ``formatter(event)`` formats an :class:`OpenEvent`; ``from_buffer`` and
     ``from_record`` format a raw ring-buffer record, the consumer's hot path:
     one unpack, one cache lookup of the rest of the line, the stamp. Both
-    make the line with :func:`_text_body` and :meth:`_with_stamp`, so they
-    cannot disagree.
+    make the line with :meth:`_body` and :meth:`_with_stamp`, so they
+    cannot disagree. Only ``full_path="proc"``, which reads /proc when the
+    line is made, takes the slow path for every record.
     """
 
-    _tails = _TailStructs(field_offset("pid"))  # the text line never shows the tid
-
-    def __init__(self, clock: Clock, *, path_of: Optional[Callable[[OpenEvent], bytes]] = None) -> None:
+    def __init__(self, clock: Clock, *, full_path: Optional[str] = None, show_tid: bool = False,
+                 flag_names: bool = False, machine: Optional[str] = None) -> None:
         self.clock = clock
-        self.path_of = path_of
+        self.path_of = _path_function(full_path)
+        self.per_event = full_path == "proc"  # the line depends on more than the record
+        self.kernel_paths = full_path == "kernel"
+        self.show_tid = show_tid
+        # without --tid the line never shows the tid: it is not part of the cache key
+        self._tails = _TailStructs(field_offset("tid" if show_tid else "pid"))
+        self._flags = _FlagNames(machine, joined=True) if flag_names else None
         self._names = _BoundedCache(escape)
         # record tail -> "pid=… file=… ret=…": repeated opens cost one lookup
         self._bodies = _BoundedCache(self._body_of_tail)
@@ -266,9 +316,7 @@ class TextFormatter:
         self._stamp_from, self._stamp_until, self._stamp = 0, 0, ""
 
     def __call__(self, event: OpenEvent) -> str:
-        if self.path_of is not None:
-            event = event._replace(filename=self.path_of(event))
-        return self._with_stamp(event.timestamp_ns, _text_body(event, self._names))
+        return self._with_stamp(event.timestamp_ns, self._body(event))
 
     def from_record(self, record: "bytes | memoryview") -> str:
         """The line for one raw ring-buffer record."""
@@ -276,7 +324,7 @@ class TextFormatter:
 
     def from_buffer(self, buffer: "bytes | memoryview", offset: int, length: int) -> str:
         """The line for the record of ``length`` bytes at ``offset`` in ``buffer``."""
-        if self.path_of is not None:  # resolving a path needs the whole event
+        if self.per_event:  # resolving a path from /proc needs the whole event, now
             return self(decode_event(bytes(buffer[offset : offset + length])))
         timestamp_ns, tail = self._tails[length].unpack_from(buffer, offset)
         body = self._bodies[tail]
@@ -285,7 +333,26 @@ class TextFormatter:
         return self._with_stamp(timestamp_ns, body)
 
     def _body_of_tail(self, tail: bytes) -> str:
-        return _text_body(decode_event(bytes(self._tails.skip) + tail), self._names)
+        return self._body(decode_event(bytes(self._tails.skip) + tail))
+
+    def _body(self, event: OpenEvent) -> str:
+        """The line after its stamp: ``pid=… uid=… flags=… comm=… file=…`` and ``ret=…``."""
+        if event.read_error is not None:
+            file_text = f"\\?{errno_name(-event.read_error)}"
+        else:
+            name = event.filename if self.path_of is None else self.path_of(event)
+            file_text = self._names[name] + ("\\..." if event.truncated else "")
+            if self.kernel_paths and event.dir_state == DIR_CUT and not event.filename.startswith(b"/"):
+                file_text = "\\.../" + file_text  # the top of the path is missing
+        comm = event.comm.split(b"\0", 1)[0]
+        flags = f"{event.flags:#x}" if self._flags is None else self._flags[event.flags]
+        tid = f" tid={event.tid}" if self.show_tid else ""
+        body = f"pid={event.pid}{tid} uid={event.uid} flags={flags} comm={escape(comm)} file={file_text}"
+        if event.kind == KIND_COMPLETE:
+            body += f" ret={format_return(event.ret)}"
+        if event.via_io_uring:
+            body += " via=io_uring"
+        return body
 
     def _with_stamp(self, timestamp_ns: int, body: str) -> str:
         """``body`` behind its stamp, in the clock's mode."""
@@ -300,33 +367,25 @@ class TextFormatter:
         return f"{stamp} {body}"
 
 
-def _text_body(event: OpenEvent, names: "_BoundedCache") -> str:
-    """The line after its stamp: ``pid=… uid=… flags=… comm=… file=…`` and ``ret=…``."""
-    if event.read_error is not None:
-        file_text = f"\\?{errno_name(-event.read_error)}"
-    else:
-        file_text = names[event.filename] + ("\\..." if event.truncated else "")
-    comm = event.comm.split(b"\0", 1)[0]
-    body = f"pid={event.pid} uid={event.uid} flags={event.flags:#x} comm={escape(comm)} file={file_text}"
-    if event.kind == KIND_COMPLETE:
-        body += f" ret={format_return(event.ret)}"
-    return body
-
-
 class JsonFormatter:
-    """One JSON object per line, the text line's fields and a few more.
+    """One JSON object per line: every field the record holds (docs/openat.md lists them, with types).
 
     ``json.dumps`` with ``ensure_ascii`` writes every control and non-ASCII
-    character as ``\\uXXXX``, so the line is plain ASCII. A name that is not
-    valid UTF-8 gets ``file`` with ``\\xNN`` escapes and ``file_hex`` with
-    its exact bytes.
+    character as ``\\uXXXX``, so the line is plain ASCII. A name or comm that
+    is not valid UTF-8 gets ``\\xNN`` escapes and ``file_hex``/``comm_hex``
+    with its exact bytes. ``cgroups`` (a :class:`~openat.tracer.containers.CgroupNames`)
+    adds the container fields.
     """
 
-    _tails = _TailStructs(field_offset("tid"))
-
-    def __init__(self, clock: Clock, *, path_of: Optional[Callable[[OpenEvent], bytes]] = None) -> None:
+    def __init__(self, clock: Clock, *, full_path: Optional[str] = None, cgroups=None,
+                 machine: Optional[str] = None) -> None:
         self.clock = clock
-        self.path_of = path_of
+        self.path_of = _path_function(full_path)
+        self.per_event = full_path == "proc"
+        self.kernel_paths = full_path == "kernel"
+        self.cgroups = cgroups
+        self._tails = _TailStructs(field_offset("tid"))
+        self._flags = _FlagNames(machine, joined=False)
         # record tail -> the object's text after its stamps: repeated opens reuse it
         self._bodies = _BoundedCache(self._body_of_tail)
 
@@ -336,14 +395,12 @@ class JsonFormatter:
 
     def from_buffer(self, buffer: "bytes | memoryview", offset: int, length: int) -> str:
         """The line for the record of ``length`` bytes at ``offset`` in ``buffer``."""
-        if self.path_of is not None:
+        if self.per_event:
             return self(decode_event(bytes(buffer[offset : offset + length])))
         timestamp_ns, tail = self._tails[length].unpack_from(buffer, offset)
         return self._head(timestamp_ns) + self._bodies[tail]
 
     def __call__(self, event: OpenEvent) -> str:
-        if self.path_of is not None:
-            event = event._replace(filename=self.path_of(event))
         return self._head(event.timestamp_ns) + self._body(event)
 
     def _head(self, timestamp_ns: int) -> str:
@@ -354,21 +411,25 @@ class JsonFormatter:
             return '{"type":"open"'
         head = f'{{"type":"open","time":"{self.clock.iso(timestamp_ns)}"'
         if mode == "relative":
-            head += f',"relative":"{self.clock.text(timestamp_ns)}"'
+            head += f',"relative":{self.clock.seconds(timestamp_ns)}'
         return head
 
     def _body_of_tail(self, tail: bytes) -> str:
         return self._body(decode_event(bytes(self._tails.skip) + tail))
 
     def _body(self, event: OpenEvent) -> str:
-        record: dict = dict(pid=event.pid, tid=event.tid, uid=event.uid, gid=event.gid, flags=event.flags)
+        record: dict = dict(pid=event.pid, tid=event.tid, uid=event.uid, gid=event.gid, flags=event.flags,
+                            flag_names=self._flags[event.flags])
         _put_text(record, "comm", event.comm)
         record["dfd"] = event.dfd
-        record["syscall"] = SYSCALL_NAMES.get(event.syscall, str(event.syscall))
-        name = event.filename
+        record["syscall"] = OPERATION_NAMES.get(event.syscall, str(event.syscall))
+        record["via"] = "io_uring" if event.via_io_uring else "syscall"
+        name = event.filename if self.path_of is None or event.read_error is not None else self.path_of(event)
         _put_text(record, "file", name)
         if self.path_of is not None:
             record["resolved"] = name.startswith(b"/")
+            if self.kernel_paths and event.dir_state == DIR_CUT and not event.filename.startswith(b"/"):
+                record["path_cut"] = True
         if event.truncated:
             record["truncated"] = True
         if event.read_error is not None:
@@ -377,7 +438,18 @@ class JsonFormatter:
             record["ret"] = event.ret
             if event.ret < 0:
                 record["error"] = errno_name(-event.ret)
+        if self.cgroups is not None:
+            self._put_container(record, event)
         return "," + json.dumps(record, ensure_ascii=True, separators=(",", ":"))[1:]
+
+    def _put_container(self, record: dict, event: OpenEvent) -> None:
+        from .containers import container_id
+
+        path = self.cgroups.path(event.cgroup_id)
+        record["cgroup_id"] = event.cgroup_id
+        record["cgroup"] = path
+        record["container"] = container_id(path) if path is not None else None
+        record["mntns"] = event.mntns_id or None
 
 
 def _put_text(record: dict, key: str, raw: bytes) -> None:

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from openat.tracer.output import (
     BLANK_CHARACTERS, TIMESTAMP_MODES, Clock, EscapeError, JsonFormatter, TextFormatter, escape, format_return, unescape,
 )
-from openat.tracer.records import KIND_COMPLETE, KIND_ENTRY, OpenEvent, encode_event, field_offset
+from openat.tracer.flags import describe_flags
+from openat.tracer.records import DIR_COMPLETE, DIR_FAILED, KIND_COMPLETE, KIND_ENTRY, OpenEvent, encode_event, field_offset
 
 from ..support import make_event
 
@@ -134,13 +135,14 @@ def test_record_fast_path_equals_event_path(name, comm, ret, flags, truncated, u
     assert line == json_formatter.from_record(raw) == json_formatter(original)
     assert line.isascii() and "\n" not in line
     expected = {"type": "open", "time": json_formatter.clock.iso(original.timestamp_ns), "pid": original.pid, "tid": original.tid,
-                "uid": original.uid, "gid": original.gid, "flags": original.flags,
+                "uid": original.uid, "gid": original.gid, "flags": original.flags, "flag_names": describe_flags(original.flags).split("|"),
                 "comm": original.comm.decode("utf-8", "backslashreplace")}
     try:
         original.comm.decode("utf-8")
     except UnicodeDecodeError:
         expected["comm_hex"] = original.comm.hex()
-    expected.update({"dfd": original.dfd, "syscall": "openat", "file": original.filename.decode("utf-8", "backslashreplace")})
+    expected.update({"dfd": original.dfd, "syscall": "openat", "via": "syscall",
+                     "file": original.filename.decode("utf-8", "backslashreplace")})
     try:
         original.filename.decode("utf-8")
     except UnicodeDecodeError:
@@ -178,9 +180,10 @@ def test_comm_bytes_after_its_nul_are_ignored():
 
 
 def test_json_says_whether_a_full_path_was_resolved():
-    formatter = JsonFormatter(Clock(), path_of=lambda event: event.filename)
-    assert json.loads(formatter(event(b"relative")))["resolved"] is False
+    formatter = JsonFormatter(Clock(), full_path="kernel")
+    assert json.loads(formatter(event(b"relative", dir_state=DIR_FAILED)))["resolved"] is False
     assert json.loads(formatter(event(b"/abs")))["resolved"] is True
+    assert json.loads(formatter(event(b"rel", directory=b"/d", dir_state=DIR_COMPLETE)))["file"] == "/d/rel"
     assert "resolved" not in json.loads(JsonFormatter(Clock())(event(b"relative")))
 
 
