@@ -120,7 +120,7 @@ def _comm(text: str) -> bytes:
 
 USAGE = """\
 openat [-p PID]... [-t TID]... [-u UID|USER]... [-n COMM] [-x] [-f FLAGS]... [--cgroup PATH]
-              [--container ID] [--json] [-F] [--print-tid] [--flag-names] [--timestamp MODE] [-d SECONDS]
+              [--container ID] [--json] [-o FILE] [-F] [--print-tid] [--flag-names] [--timestamp MODE] [-d SECONDS]
               [--attach MODE] [--kprobe-interface MODE] [--filename-size BYTES] [--ring-size BYTES]
               [--dump] [-- CMD [ARGS...]]
        openat doctor"""
@@ -159,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     show = parser.add_argument_group("output")
     show.add_argument("--json", action="store_true", help="one JSON object per line, with cgroup and container fields")
+    show.add_argument("-o", "--output", metavar="FILE",
+                      help="write the trace to FILE, not standard output (with -- CMD: apart from CMD's own output)")
     show.add_argument("-F", "--full-path", action="store_true",
                       help="absolute, normalised paths, resolved in the kernel at the open (from /proc where it cannot)")
     show.add_argument("--print-tid", action="store_true", help="add tid= after pid= (text)")
@@ -258,26 +260,55 @@ def _run(argv: List[str], stop: StopSignals) -> int:
     argv, command = _split_command(argv)
     args = build_parser().parse_args(argv)
     args.command = command
-    cgroup_fds: List[int] = []
+    opened = _Opened()
     try:
-        options = options_from(args)
-        if command is not None and args.duration is not None:
-            raise UsageError("-d and -- CMD exclude each other: with a command openat stops when it ends")
-        if args.dump:
-            from .attach import dump_probe
+        try:
+            options = options_from(args)
+            if command is not None and args.duration is not None:
+                raise UsageError("-d and -- CMD exclude each other: with a command openat stops when it ends")
+            if args.dump:
+                from .attach import dump_probe
 
-            return _write_all(dump_probe(args.attach, options))
-        for path in (args.cgroup, _container_cgroup(args.container)):
-            cgroup_fds.append(open_cgroup(path) if path else -1)
-    except UsageError as error:
-        _warn(f"{error} (see openat --help)")
-        return EXIT_USAGE
-    try:
-        return _trace(args, options, *(None if fd < 0 else fd for fd in cgroup_fds), stop)
+                return _write_all(dump_probe(args.attach, options))
+            opened.open(args)
+        except UsageError as error:
+            _warn(f"{error} (see openat --help)")
+            return EXIT_USAGE
+        return _trace(args, options, opened, stop)
     finally:
-        for fd in cgroup_fds:
-            if fd >= 0:
+        opened.close()
+
+
+class _Opened:
+    """What the command line names that must be opened before tracing: cgroups, the output file."""
+
+    def __init__(self) -> None:
+        self.cgroup_fd: Optional[int] = None
+        self.container_fd: Optional[int] = None
+        self.output = sys.stdout
+
+    def open(self, args: argparse.Namespace) -> None:
+        """UsageError when one cannot be opened."""
+        if args.cgroup:
+            self.cgroup_fd = open_cgroup(args.cgroup)
+        container = _container_cgroup(args.container)
+        if container:
+            self.container_fd = open_cgroup(container)
+        if args.output is not None:
+            try:  # not inherited by -- CMD (Python's files are close-on-exec)
+                self.output = open(args.output, "w", encoding="ascii", errors="backslashreplace")
+            except OSError as error:
+                raise UsageError(f"-o {args.output}: {error.strerror}") from None
+
+    def close(self) -> None:
+        for fd in (self.cgroup_fd, self.container_fd):
+            if fd is not None:
                 os.close(fd)
+        if self.output is not sys.stdout:
+            try:
+                self.output.close()
+            except OSError:
+                pass  # the write error was reported already
 
 
 def _split_command(argv: List[str]):
@@ -335,17 +366,16 @@ class OutputError(Exception):
         self.reason = error.strerror or str(error)
 
 
-def _trace(args: argparse.Namespace, options: ProbeOptions, cgroup_fd: Optional[int], container_fd: Optional[int],
-           stop: StopSignals) -> int:
+def _trace(args: argparse.Namespace, options: ProbeOptions, opened: _Opened, stop: StopSignals) -> int:
     from ..syscalls.errors import BpfError
     from .attach import Tracer, TracerError
 
     stop.note_only()  # from here on the kernel holds what we made: signals end the loop, never cut it short
     tracer = Tracer(
-        attach=args.attach, options=options, ring_size=args.ring_size, report=_warn, cgroup_fd=cgroup_fd,
-        kprobe_interface=args.kprobe_interface, container_fd=container_fd,
+        attach=args.attach, options=options, ring_size=args.ring_size, report=_warn, cgroup_fd=opened.cgroup_fd,
+        kprobe_interface=args.kprobe_interface, container_fd=opened.container_fd,
     )
-    reader = _Reader(tracer, None, sys.stdout, args.json, stop)
+    reader = _Reader(tracer, None, opened.output, args.json, stop)
     clock = Clock(args.timestamp)  # before attaching: "relative" counts from the start of tracing
     try:
         tracer.start()

@@ -254,3 +254,47 @@ def test_json_comm_is_injective():
     assert raw["comm"] == literal["comm"] == "cm\\xff"
     assert bytes.fromhex(raw["comm_hex"]) == b"cm\xff"
     assert "comm_hex" not in literal
+
+
+def test_json_time_follows_the_timestamp_mode(monkeypatch):
+    monkeypatch.setenv("TZ", "EST+05EDT,M3.2.0,M11.1.0")
+    time.tzset()
+    try:
+        clock = Clock("local")
+        opened = event(b"/x")
+        local = json.loads(JsonFormatter(clock)(opened))
+        assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}-0[45]:00$", local["time"]), local["time"]
+        seconds, nanos = divmod(opened.timestamp_ns + clock.offset_ns, 10**9)
+        assert local["time"] == time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(seconds)) + f".{nanos:09d}" + \
+            time.strftime("%z", time.localtime(seconds))[:3] + ":00"
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    relative = json.loads(JsonFormatter(Clock("relative"))(event(b"/x")))
+    assert isinstance(relative["relative"], float) and relative["time"].endswith("Z")
+    assert "time" not in json.loads(JsonFormatter(Clock("none"))(event(b"/x")))
+
+
+def test_text_options():
+    base = event(b"/x", flags=0o1101)
+    assert " tid=" not in TextFormatter(Clock("none"))(base)
+    line = TextFormatter(Clock("none"), show_tid=True, flag_names=True)(base)
+    assert line == "pid=10 tid=11 uid=1000 flags=O_WRONLY|O_CREAT|O_TRUNC comm=cat file=/x ret=3"
+    raw = encode_event(base)
+    formatter = TextFormatter(Clock("none"), show_tid=True)
+    assert formatter.from_record(raw) == formatter(base)  # the tid is part of the fast path's key now
+    other_thread = encode_event(base._replace(tid=12))
+    assert " tid=12 " in formatter.from_record(other_thread)
+
+
+def test_io_uring_and_cut_paths_in_text_and_json():
+    from openat.tracer.records import DIR_CUT, URING_OPENAT2
+
+    uring = event(b"/x", syscall=URING_OPENAT2)
+    assert TextFormatter(Clock("none"))(uring).endswith(" ret=3 via=io_uring")
+    record = json.loads(JsonFormatter(Clock("none"))(uring))
+    assert (record["syscall"], record["via"]) == ("openat2", "io_uring")
+    cut = event(b"../f", directory=b"a/b", dir_state=DIR_CUT)
+    assert " file=\\.../a/f " in TextFormatter(Clock("none"), full_path="kernel")(cut)
+    record = json.loads(JsonFormatter(Clock("none"), full_path="kernel")(cut))
+    assert (record["file"], record["path_cut"], record["resolved"]) == ("a/f", True, False)
