@@ -79,3 +79,14 @@ def test_dump_compiles_ids_over_the_whole_u32_range():
     assert result.returncode == 0, result.stderr
     assert "if w1 == -0x1 goto uid_ok" in result.stdout
     assert "if w1 == -0x80000000 goto pid_ok" in result.stdout
+
+
+def test_help_names_every_option_and_doctor():
+    result = subprocess.run([sys.executable, "-m", "openat", "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    usage = result.stdout.split("\n\n", 1)[0]
+    assert "openat doctor" in usage and "[-- CMD [ARGS...]]" in usage
+    for option in ("--container", "--print-tid", "--flag-names", "-o FILE", "--full-path", "--json", "--tid", "--cgroup"):
+        assert option in result.stdout, option
+    doctor = subprocess.run([sys.executable, "-m", "openat", "doctor", "--help"], capture_output=True, text=True, timeout=60)
+    assert doctor.returncode == 0 and "``" not in doctor.stdout and "usage: openat doctor" in doctor.stdout
