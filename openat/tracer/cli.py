@@ -274,6 +274,9 @@ def _run(argv: List[str], stop: StopSignals) -> int:
         except UsageError as error:
             _warn(f"{error} (see openat --help)")
             return EXIT_USAGE
+        if opened.output is None:  # started with fd 1 closed: Python has no sys.stdout
+            _warn("cannot write output: standard output is closed")
+            return EXIT_FAILURE
         return _trace(args, options, opened, stop)
     finally:
         opened.close()
@@ -346,6 +349,9 @@ def _warn(message: str) -> None:
 
 def _write_all(text: str) -> int:
     """Write ``text`` to stdout and flush it: EXIT_OK, or EXIT_FAILURE with one line when it cannot be written."""
+    if sys.stdout is None:
+        _warn("cannot write output: standard output is closed")
+        return EXIT_FAILURE
     try:
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -401,13 +407,16 @@ def _trace(args: argparse.Namespace, options: ProbeOptions, opened: _Opened, sto
 
 
 def _start_command(argv: List[str], tracer, stop: StopSignals):
-    """Fork CMD held before exec, follow its pid in the kernel, then let it run."""
+    """Fork CMD held before exec, follow its pid in the kernel, then let it run (unless a signal came first)."""
     command = Command(argv, stop.previous)
     try:
         tracer.follow(command.pid)
     except BaseException:
         command.abandon()
         raise
+    if stop.received is not None:  # stopped while attaching: CMD never runs
+        command.abandon()
+        raise CommandError("stopped before the command started", 128 + stop.received)
     command.release()
 
     def pass_on(signum: int) -> None:

@@ -54,8 +54,10 @@ def kernel_path(event: OpenEvent) -> bytes:
     if event.read_error is not None:
         return name
     if name.startswith(b"/"):
-        return normalise(name)
+        return name if event.truncated else normalise(name)
     if event.dir_state in (DIR_COMPLETE, DIR_CUT):
+        if event.truncated:  # the name's last component may be cut short: leave the name as it is
+            return normalise(event.directory) + b"/" + name
         return normalise(event.directory + b"/" + name)
     return name  # no directory to be relative to (DIR_FAILED): as the opener passed it
 

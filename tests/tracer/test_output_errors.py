@@ -42,26 +42,40 @@ def _assert_stopped_on_write_error(status: int, lines: list[str], programs: set,
     assert not wait_until_unloaded(programs), "programs left loaded"
 
 
-@pytest.mark.parametrize("output", ["text", "json"])
-def test_full_disk_under_stdout(tmp_path, output):
+def test_full_disk_under_stdout(tmp_path):
     need_root()
     mount = tmp_path / "small"
     mount.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "openat-test", str(mount)], check=True)
     try:
         with open(mount / "out", "wb") as out:
-            status, lines, programs = _trace_into(out, "--attach", "raw_tp", *(["--json"] if output == "json" else []))
+            status, lines, programs = _trace_into(out, "--attach", "raw_tp")
         assert 0 < (mount / "out").stat().st_size <= 16 * 1024
     finally:
         subprocess.run(["umount", str(mount)], check=True)
     _assert_stopped_on_write_error(status, lines, programs)
 
 
-def test_dev_full_under_stdout():
+def test_dev_full_under_stdout_in_json():
     need_root()
     with open("/dev/full", "wb") as out:
-        status, lines, programs = _trace_into(out, "--attach", "raw_tp")
+        status, lines, programs = _trace_into(out, "--attach", "raw_tp", "--json")
     _assert_stopped_on_write_error(status, lines, programs)
+
+
+def test_a_read_only_stdout_is_any_other_write_error():
+    need_root()
+    with open("/dev/null", "rb") as out:  # write(2) on it: EBADF
+        status, lines, programs = _trace_into(out, "--attach", "raw_tp")
+    _assert_stopped_on_write_error(status, lines, programs, "openat: cannot write output: Bad file descriptor")
+
+
+def test_a_closed_stdout():
+    need_root()
+    result = subprocess.run([sys.executable, "-m", "openat"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, timeout=60, preexec_fn=lambda: os.close(1))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == ["openat: cannot write output: standard output is closed"]
 
 
 def test_dump_into_a_full_device():

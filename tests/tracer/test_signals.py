@@ -109,11 +109,10 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-@pytest.mark.parametrize("attach", ["auto", "tracepoint"])
-def test_sigint_stops_a_tracer_that_inherited_it_ignored(attach):
+def test_sigint_stops_a_tracer_that_inherited_it_ignored():
     """A shell starts background jobs with SIGINT ignored: `openat > log & kill -INT $!` must still stop it."""
     need_root()
-    tracer = TracerProcess(["--attach", attach], preexec_fn=_ignore_sigint)
+    tracer = TracerProcess([], preexec_fn=_ignore_sigint)
     try:
         with open(f"/proc/{tracer.process.pid}/status") as status:
             ignored = int(next(line for line in status if line.startswith("SigIgn:")).split()[1], 16)
@@ -138,7 +137,7 @@ def test_signals_during_start_up_never_print_a_traceback(signum):
     report a KeyboardInterrupt in site's imports.
     """
     need_root()
-    for delay in (0.0, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8):
+    for delay in (0.0, 0.05, 0.3):  # before the handlers (SIGTERM), while parsing, while attaching
         process = subprocess.Popen([sys.executable, "-m", "openat", "--attach", "raw_tp"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if signum == signal.SIGINT:

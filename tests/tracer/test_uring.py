@@ -29,36 +29,28 @@ def _skip_without_io_uring(run) -> None:
         pytest.skip(f"this kernel cannot trace io_uring opens: {run.stderr}")
 
 
-def test_io_uring_opens_in_text(tmp_path):
-    target = tmp_path / "target"
-    target.write_text("")
-    run = trace_command(["--timestamp", "none"], _uring(str(target)))
-    _skip_without_io_uring(run)
-    lines = [line for line in run.lines if b" file=" + bytes(target) + b" " in line]
-    results = [int(line.split()[2]) for line in run.output if line.startswith(b"openat")]
-    assert len(lines) == 2 and all(line.endswith(b" via=io_uring") for line in lines), run.lines
-    assert [line.split(b" ret=")[1].split()[0] for line in lines] == [str(r).encode() for r in results]
-
-
-def test_failed_and_filtered_io_uring_opens(tmp_path):
-    """-x keeps only failures (decided at completion); -F resolves against the request's dfd."""
+def test_io_uring_opens_in_json(tmp_path):
+    """Successes and failures, relative to the request's dfd (-F resolves against it), a dfd that is not open."""
     (tmp_path / "exists").write_text("")
-    run = trace_command(["--json", "-x", "-F"], _uring("--dir", str(tmp_path), "missing", "exists"))
+    script = f"{sys.executable} {URING} --dir {tmp_path} missing exists && {sys.executable} {URING} --bad-dfd name"
+    run = trace_command(["--json", "-F"], ["sh", "-c", script])
     _skip_without_io_uring(run)
-    uring = [r for r in run.records() if r["via"] == "io_uring"]
-    assert [(r["syscall"], r["file"], r["error"]) for r in uring] == [
-        ("openat", f"{tmp_path}/missing", "ENOENT"), ("openat2", f"{tmp_path}/missing", "ENOENT")]
-    bad = trace_command(["--json", "-F"], _uring("--bad-dfd", "name"))
-    (first, second) = [r for r in bad.records() if r["via"] == "io_uring"]
-    assert (first["file"], first["error"], first["dfd"], first["resolved"]) == ("name", "EBADF", 9999, False)
+    uring = [(r["syscall"], r["file"], r.get("error"), r["ret"] >= 0) for r in run.records() if r["via"] == "io_uring"]
+    assert uring == [
+        ("openat", f"{tmp_path}/missing", "ENOENT", False), ("openat2", f"{tmp_path}/missing", "ENOENT", False),
+        ("openat", f"{tmp_path}/exists", None, True), ("openat2", f"{tmp_path}/exists", None, True),
+        ("openat", "name", "EBADF", False), ("openat2", "name", "EBADF", False)]
+    results = [int(line.split()[2]) for line in run.output if line.startswith(b"openat")]
+    assert [r["ret"] for r in run.records() if r["via"] == "io_uring"] == results
+    assert all(r["resolved"] is (r["file"] != "name") for r in run.records() if r["via"] == "io_uring")
 
 
-def test_a_pid_filter_applies_to_the_submitter(tmp_path):
-    target = tmp_path / "target"
-    target.write_text("")
-    run = trace_command(["--json", "-p", "1"], _uring(str(target)))  # init's opens only: not the command's
+def test_failed_only_applies_at_completion_in_text(tmp_path):
+    (tmp_path / "exists").write_text("")
+    run = trace_command(["-x", "--timestamp", "none"], _uring("--dir", str(tmp_path), "missing", "exists"))
     _skip_without_io_uring(run)
-    assert not [r for r in run.records() if r["via"] == "io_uring"]
+    lines = [line for line in run.lines if line.endswith(b" via=io_uring")]
+    assert [line.split(b" file=")[1] for line in lines] == [b"missing ret=-2:ENOENT via=io_uring"] * 2
 
 
 def test_a_kernel_without_the_tracepoints_is_said_once(monkeypatch):
