@@ -218,32 +218,38 @@ class Tracer:
         return self.options.full_path and "paths" not in self.missing
 
     def _attach_extras(self) -> int:
-        """io_uring's programs and -- CMD's fork tracking, whatever the mode; the number attached."""
-        fds = self.map_fds()
-        extras = []
+        """-- CMD's fork tracking and io_uring's programs, whatever the mode; how many were attached."""
+        before = len(self.programs)
         if self.options.filters.follow:
-            programs = build_follow_probe(self.layout)
-            if not programs:
-                raise TracerError("cannot follow the command's processes: no sched/sched_process_fork tracepoint")
-            extras += programs
-        for probe in extras:
+            self._attach_follow()
+        if self.io_uring and "io_uring" not in self.missing:
+            self._attach_uring()
+        return len(self.programs) - before
+
+    def _attach_follow(self) -> None:
+        programs = build_follow_probe(self.layout)
+        if not programs:
+            raise TracerError("cannot follow the command's processes: no sched/sched_process_fork tracepoint")
+        fds = self.map_fds()
+        for probe in programs:
             self._load_and_attach(probe, probe.program.encode(fds))
             self.programs.append(probe)
-        if self.io_uring and "io_uring" not in self.missing:
-            mark = len(self._owned)
-            attached = []
-            try:
-                for probe in build_uring_probe(self.layout, self.options):
-                    self._load_and_attach(probe, probe.program.encode(fds))
-                    attached.append(probe)
-            except (NotSupportedError, PermissionDeniedError, VerifierError) as error:
-                self._release_from(mark, keep_programs=True)
-                attached = []
-                self.missing["io_uring"] = _one_line(error)
-                self.report(f"io_uring opens are not traced: {_one_line(error)}")
-            self.programs += attached
-            extras += attached
-        return len(extras)
+
+    def _attach_uring(self) -> None:
+        """Both io_uring programs or neither; a refusal is said once, and tracing goes on without them."""
+        fds = self.map_fds()
+        mark = len(self._owned)
+        attached = []
+        try:
+            for probe in build_uring_probe(self.layout, self.options):
+                self._load_and_attach(probe, probe.program.encode(fds))
+                attached.append(probe)
+        except (BpfError, OSError) as error:  # io_uring is a bonus: whatever refuses it, the rest goes on
+            self._release_from(mark, keep_programs=True)
+            self.missing["io_uring"] = _one_line(error)
+            self.report(f"io_uring opens are not traced: {_one_line(error)}")
+            return
+        self.programs += attached
 
     def follow(self, pid: int) -> None:
         """Report the opens of process ``pid`` (and, from now on, of every process it forks): ``Filters.follow``."""

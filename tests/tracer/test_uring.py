@@ -62,3 +62,23 @@ def test_a_kernel_without_the_tracepoints_is_said_once(monkeypatch):
         assert not tracer.uring_programs
     about = [line for line in said if "io_uring" in line]
     assert len(about) == 1 and about[0].startswith("io_uring opens are not traced: no tracepoint io_uring/"), said
+
+
+def test_a_refused_io_uring_attach_is_said_once_and_tracing_goes_on(monkeypatch):
+    import openat.tracer.attach as attach
+
+    need_root()
+    real = attach.build_uring_probe
+
+    def elsewhere(layout, options):  # the second program's tracepoint does not exist: a refusal mid-way
+        first, second = real(layout, options)
+        return [first, second._replace(target="io_uring/openat_no_such_tracepoint")]
+
+    monkeypatch.setattr(attach, "build_uring_probe", elsewhere)
+    said = []
+    with Tracer(attach="raw_tp", options=ProbeOptions(filters=Filters(pids=(os.getpid(),))), report=said.append) as tracer:
+        tracer.start()
+        assert tracer.mode == "raw_tp" and not tracer.uring_programs
+        assert len(tracer.programs) == 1
+    about = [line for line in said if "io_uring" in line]
+    assert len(about) == 1 and about[0].startswith("io_uring opens are not traced: "), said
