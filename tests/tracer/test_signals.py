@@ -38,7 +38,7 @@ class FakeTracer:
 
     def poll_records(self, on_record, timeout_ms: int = 100, limit=None, *, in_place: bool = False) -> int:
         self.polls += 1
-        if self.polls == 5:  # stop on its own when no signal came
+        if self.polls == 2:  # stop on its own when no signal came
             os.kill(os.getpid(), signal.SIGINT)
         return 0
 
