@@ -19,6 +19,7 @@ from ..support import need_root
 from .conftest import TracerProcess, program_ids_held_by, wait_until_unloaded
 
 WATCHED_FILES = {Path(cli.__file__).resolve(), Path(signals.__file__).resolve()}
+PARSER = cli.build_parser()
 
 
 class FakeTracer:
@@ -70,6 +71,7 @@ def _run_with_signal_at(monkeypatch, line_number: int, signum: int) -> tuple[int
 
     FakeTracer.instances.clear()
     monkeypatch.setattr(openat.tracer.attach, "Tracer", FakeTracer)
+    monkeypatch.setattr(cli, "build_parser", lambda: PARSER)  # its lines are like any other before tracing; 40% of the time
     sys.settrace(trace)
     try:
         status = cli.main(["--timestamp", "none"])
