@@ -178,6 +178,8 @@ class Clock:
         self._iso_second = -1
         self._iso_text = ""
         self._iso_zone = "Z"
+        # the hot path binds the right one once: no test of the mode per line
+        self.iso = self._iso_local if mode == "local" else self._iso_utc  # type: ignore[method-assign]
 
     def wall_ns(self, monotonic_ns: int) -> int:
         return monotonic_ns + self.offset_ns
@@ -201,14 +203,21 @@ class Clock:
 
     def iso(self, monotonic_ns: int) -> str:
         """Full-precision RFC 3339 stamp (JSON's ``time``): UTC, or local time with its offset in mode ``local``."""
+        return self._iso_local(monotonic_ns) if self.mode == "local" else self._iso_utc(monotonic_ns)
+
+    def _iso_utc(self, monotonic_ns: int) -> str:
         seconds, nanos = divmod(monotonic_ns + self.offset_ns, 1_000_000_000)
         if seconds != self._iso_second:
             self._iso_second = seconds
-            if self.mode == "local":
-                stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(seconds))
-                self._iso_text, self._iso_zone = stamp[:-5], stamp[-5:-2] + ":" + stamp[-2:]
-            else:
-                self._iso_text, self._iso_zone = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)), "Z"
+            self._iso_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        return f"{self._iso_text}.{nanos:09d}Z"
+
+    def _iso_local(self, monotonic_ns: int) -> str:
+        seconds, nanos = divmod(monotonic_ns + self.offset_ns, 1_000_000_000)
+        if seconds != self._iso_second:
+            self._iso_second = seconds
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(seconds))
+            self._iso_text, self._iso_zone = stamp[:-5], stamp[-5:-2] + ":" + stamp[-2:]  # RFC 3339: +hh:mm
         return f"{self._iso_text}.{nanos:09d}{self._iso_zone}"
 
     def seconds(self, monotonic_ns: int) -> str:
