@@ -77,6 +77,9 @@ AT_FDCWD = -100
 O_ACCMODE = 0o3
 # linux/openat2.h: struct open_how {u64 flags; u64 mode; u64 resolve}
 OPEN_HOW_FLAGS_OFFSET = 0
+# linux/io_uring.h: the request opcodes that open files
+IORING_OP_OPENAT = 18
+IORING_OP_OPENAT2 = 28
 
 # linux/bpf.h: the context fields packet programs read. Both structs hold
 # data/data_end as u32 that the verifier rewrites into packet pointers, so

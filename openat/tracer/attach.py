@@ -29,20 +29,27 @@ from .kernel_layout import discover_layout
 from .probe import (
     ATTACH_MODES,
     CGROUP_MAP,
+    CGROUP_SLOTS,
     DEFAULT_RING_SIZE,
     EVENTS_MAP,
+    FOLLOW_ENTRIES,
+    FOLLOW_MAP,
     INFLIGHT_ENTRIES,
     INFLIGHT_MAP,
     LOST_MAP,
     SCRATCH_MAP,
+    URING_ENTRIES,
+    URING_MAP,
     ProbeOptions,
     ProbeProgram,
+    build_follow_probe,
     build_probe,
+    build_uring_probe,
     scratch_value_size,
 )
 from .records import OpenEvent, decode_event
 
-__all__ = ["Attempt", "OPEN_FUNCTIONS", "Tracer", "TracerError", "dump_probe", "open_btf"]
+__all__ = ["Attempt", "OPEN_FUNCTIONS", "Tracer", "TracerError", "dump_probe", "open_btf", "wanted_features"]
 
 Report = Callable[[str], None]
 
@@ -93,10 +100,16 @@ class Tracer:
         report: Optional[Report] = None,
         cgroup_fd: Optional[int] = None,
         kprobe_interface: str = "auto",
+        *,
+        container_fd: Optional[int] = None,
+        io_uring: bool = True,
     ) -> None:
         """``kprobe_interface``: how kprobes are made: ``pmu`` (the perf
         kprobe PMU), ``tracefs`` (legacy kprobe_events, removed on close) or
-        ``auto`` (the PMU, else tracefs)."""
+        ``auto`` (the PMU, else tracefs). ``cgroup_fd`` and ``container_fd``:
+        open cgroup v2 directories for ``Filters.cgroup`` and
+        ``Filters.container``. ``io_uring``: also report opens made by
+        io_uring requests (where the kernel lets us: see :attr:`missing`)."""
         if kprobe_interface not in kprobe.INTERFACES:
             raise TracerError(f"unknown kprobe interface {kprobe_interface!r}; choose one of {', '.join(kprobe.INTERFACES)}")
         self.kprobe_interface = kprobe_interface
@@ -106,8 +119,11 @@ class Tracer:
         self.options = options
         self.ring_size = ring_size
         self.report: Report = report or (lambda message: None)
-        self.cgroup_fd = cgroup_fd  # an open cgroup v2 directory, for Filters.cgroup
+        self.cgroup_fds = {"cgroup": cgroup_fd, "container": container_fd}
+        self.io_uring = io_uring
         self.mode: Optional[str] = None
+        # What was asked for and this kernel cannot do (feature -> reason); each said once through report.
+        self.missing: Dict[str, str] = {}
         self.attempts: List[Attempt] = []
         self.programs: List[ProbeProgram] = []
         self._owned: List[object] = []  # closed in reverse order
@@ -152,9 +168,11 @@ class Tracer:
         tracefs = _tracefs_or_none()
         self._btf = open_btf(self.report)
         try:
-            self.layout = discover_layout(tracefs, self._btf, task_btf=bool(features.task_btf_helper()))
+            self.layout = discover_layout(tracefs, self._btf, task_btf=bool(features.task_btf_helper()),
+                                          wanted=wanted_features(self.options, self.io_uring))
         except ValueError as error:  # a machine openat has no tables for
             raise TracerError(str(error)) from None
+        self._note_missing()
         modes = ATTACH_MODES if self.attach == "auto" else (self.attach,)
         for mode in modes:
             mark = len(self._owned)
@@ -175,20 +193,84 @@ class Tracer:
                 raise
             self.mode = mode
             self.attempts.append(Attempt(mode))
+            extras = self._attach_extras()
             self._btf = None  # only loading needs it
             self._ring = RingBuffer(self._maps[EVENTS_MAP], wakeups_only=True)
-            targets = ", ".join(dict.fromkeys(program.target for program in self.programs))
-            self.report(f"tracing opens via {mode} ({targets})")
+            self.report(f"tracing opens via {mode} ({_targets(self.programs[: len(self.programs) - extras])})"
+                        + (f", io_uring opens via tracepoint ({_targets(self.uring_programs)})" if self.uring_programs else ""))
             return mode
         raise TracerError("no attach point works on this kernel: " + "; ".join(f"{a.mode}: {a.error}" for a in self.attempts))
 
-    def _release_from(self, mark: int) -> None:
+    # -- what goes beyond the open syscalls
+
+    @property
+    def uring_programs(self) -> List[ProbeProgram]:
+        return [program for program in self.programs if program.target.startswith("io_uring/")]
+
+    def _note_missing(self) -> None:
+        """Say once what this kernel cannot do of what was asked, and what happens instead."""
+        consequences = {
+            "paths": "-F joins relative names in user space, from /proc, when each line is printed",
+            "namespaces": "JSON has no mntns",
+            "io_uring": "io_uring opens are not traced",
+        }
+        for feature, reason in self.layout.missing.items():
+            if feature == "follow":
+                raise TracerError(f"cannot follow the command's processes: {reason}")
+            self.missing[feature] = reason
+            self.report(f"{consequences[feature]}: {reason}")
+
+    @property
+    def kernel_paths(self) -> bool:
+        """Whether the probe resolves -F's directories in the kernel (else user space must)."""
+        return self.options.full_path and "paths" not in self.missing
+
+    def _attach_extras(self) -> int:
+        """-- CMD's fork tracking and io_uring's programs, whatever the mode; how many were attached."""
+        before = len(self.programs)
+        if self.options.filters.follow:
+            self._attach_follow()
+        if self.io_uring and "io_uring" not in self.missing:
+            self._attach_uring()
+        return len(self.programs) - before
+
+    def _attach_follow(self) -> None:
+        programs = build_follow_probe(self.layout)
+        if not programs:
+            raise TracerError("cannot follow the command's processes: no sched/sched_process_fork tracepoint")
+        fds = self.map_fds()
+        for probe in programs:
+            self._load_and_attach(probe, probe.program.encode(fds))
+            self.programs.append(probe)
+
+    def _attach_uring(self) -> None:
+        """Both io_uring programs or neither; a refusal is said once, and tracing goes on without them."""
+        fds = self.map_fds()
+        mark = len(self._owned)
+        attached = []
+        try:
+            for probe in build_uring_probe(self.layout, self.options):
+                self._load_and_attach(probe, probe.program.encode(fds))
+                attached.append(probe)
+        except (BpfError, OSError) as error:  # io_uring is a bonus: whatever refuses it, the rest goes on
+            self._release_from(mark, keep_programs=True)
+            self.missing["io_uring"] = _one_line(error)
+            self.report(f"io_uring opens are not traced: {_one_line(error)}")
+            return
+        self.programs += attached
+
+    def follow(self, pid: int) -> None:
+        """Report the opens of process ``pid`` (and, from now on, of every process it forks): ``Filters.follow``."""
+        self._maps[FOLLOW_MAP].update(struct.pack("<I", pid), b"\1")
+
+    def _release_from(self, mark: int, *, keep_programs: bool = False) -> None:
         while len(self._owned) > mark:
             try:
                 self._owned.pop().close()  # type: ignore[attr-defined]
             except (OSError, BpfError):
                 pass
-        self.programs = []
+        if not keep_programs:
+            self.programs = []
 
     def _create_maps(self) -> None:
         ring = map_create(MapType.RINGBUF, 0, 0, self.ring_size, name="openat_events")
@@ -198,13 +280,19 @@ class Tracer:
         lost = map_create(MapType.ARRAY, 4, 8, 1, name="openat_lost")
         inflight = map_create(MapType.HASH, 8, INFLIGHT_SIZE, INFLIGHT_ENTRIES, name="openat_inflight")
         maps = [(EVENTS_MAP, ring), (SCRATCH_MAP, scratch), (LOST_MAP, lost), (INFLIGHT_MAP, inflight)]
-        if self.cgroup_fd is not None:
-            cgroups = map_create(MapType.CGROUP_ARRAY, 4, 4, 1, name="openat_cgroup")
-            maps.append((CGROUP_MAP, cgroups))
+        cgroup_fds = {name: fd for name, fd in self.cgroup_fds.items() if fd is not None}
+        if cgroup_fds:
+            maps.append((CGROUP_MAP, map_create(MapType.CGROUP_ARRAY, 4, 4, len(CGROUP_SLOTS), name="openat_cgroup")))
+        if self.options.filters.follow:
+            maps.append((FOLLOW_MAP, map_create(MapType.HASH, 4, 1, FOLLOW_ENTRIES, name="openat_follow")))
+        if self.io_uring:
+            # LRU: a request whose completion never came (a CQE skipped) ages out instead of filling the map
+            record = scratch_value_size(self.options)
+            maps.append((URING_MAP, map_create(MapType.LRU_HASH, 8, record, URING_ENTRIES, name="openat_uring")))
         for name, map_fd in maps:
             self._maps[name] = self._own(map_fd)
-        if self.cgroup_fd is not None:
-            cgroups.update(0, self.cgroup_fd)
+        for name, fd in cgroup_fds.items():
+            self._maps[CGROUP_MAP].update(CGROUP_SLOTS[name], fd)
 
     def map_fds(self) -> Dict[str, int]:
         return {name: map_fd.fileno() for name, map_fd in self._maps.items()}
@@ -329,6 +417,10 @@ class Tracer:
         return struct.unpack("<Q", value)[0] if value else 0
 
 
+def _targets(programs: List[ProbeProgram]) -> str:
+    return ", ".join(dict.fromkeys(program.target for program in programs))
+
+
 def _one_line(error: BaseException) -> str:
     if isinstance(error, VerifierError):
         return error.summary
@@ -355,13 +447,23 @@ def dump_probe(attach: str, options: ProbeOptions) -> str:
     Needs no privileges: offsets come from BTF and tracefs when readable,
     else from the built-in tables.
     """
-    layout = discover_layout(find_tracefs(), open_btf())  # find, never mount: no root here
+    layout = discover_layout(find_tracefs(), open_btf(), wanted=wanted_features(options))  # find, never mount: no root here
     modes = ATTACH_MODES if attach == "auto" else (attach,)
+    programs = [(mode, probe) for mode in modes for probe in build_probe(mode, layout, options)]
+    programs += [("io_uring", probe) for probe in build_uring_probe(layout, options)]
+    if options.filters.follow:
+        programs += [("-- CMD", probe) for probe in build_follow_probe(layout)]
     out: List[str] = []
-    for mode in modes:
-        for probe in build_probe(mode, layout, options):
-            out.append(f"; ---- {mode}: {probe.name}, {probe.kind} on {probe.target} "
-                       f"({len(probe.program.instructions)} instructions)")
-            out.append(probe.program.listing())
+    for mode, probe in programs:
+        out.append(f"; ---- {mode}: {probe.name}, {probe.kind} on {probe.target} "
+                   f"({len(probe.program.instructions)} instructions)")
+        out.append(probe.program.listing())
     return "\n".join(out) + "\n"
+
+
+def wanted_features(options: ProbeOptions, io_uring: bool = True) -> List[str]:
+    """The kernel layout's FEATURES that ``options`` need (each costs BTF lookups at start-up)."""
+    needs = (("paths", options.full_path), ("namespaces", options.containers), ("io_uring", io_uring),
+             ("follow", options.filters.follow))
+    return [feature for feature, needed in needs if needed]
 

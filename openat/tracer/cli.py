@@ -1,4 +1,4 @@
-"""``python -m openat``: print one line per open on the machine."""
+"""``python -m openat``: print one line per open on the machine, or of one command and its children."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ import pwd
 import signal
 import sys
 import time
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
-from .flags import FlagError, parse_flag_filter
+from .command import Command, CommandError
+from .flags import FlagError, parse_flag_filter, split_flag_list
 from .output import TIMESTAMP_MODES, Clock, JsonFormatter, TextFormatter, lost_record
 from .probe import ATTACH_MODES, DEFAULT_RING_SIZE, Filters, ProbeOptions
+from .signals import StopSignals, Stopped
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -39,7 +41,10 @@ examples:
   sudo openat -f O_WRONLY,O_CREAT      # write-only opens or creating opens
   sudo openat -f O_RDONLY              # read-only opens (O_RDONLY is 0, and works)
   sudo openat --cgroup /sys/fs/cgroup/unified/system.slice   # one cgroup v2 tree
-  sudo openat -F                       # resolve relative names to full paths
+  sudo openat -F                       # full paths, resolved in the kernel at the open
+  sudo openat -F -- make -j4           # run make, trace it and every process it starts
+  sudo openat --json --container 3f2a  # one container's opens, with cgroup and container id
+  sudo openat --print-tid --flag-names # tid= after pid=, flags=O_WRONLY|O_CREAT
   sudo openat -d 10 --timestamp relative   # ten seconds, seconds since start
   sudo openat --attach tracepoint      # force an attach point
   openat --dump -x -p 1                # the generated probe, filters included (no root)
@@ -100,11 +105,25 @@ def _user(text: str) -> int:
         raise argparse.ArgumentTypeError(f"no such user: {text!r}") from None
 
 
+def _container_id(text: str) -> str:
+    if not 1 <= len(text) <= 64 or text.strip("0123456789abcdef"):
+        raise argparse.ArgumentTypeError(f"a container id is 1 to 64 lower-case hex digits, got {text!r}")
+    return text
+
+
 def _comm(text: str) -> bytes:
     raw = os.fsencode(text)
     if not 0 < len(raw) < 16:
         raise argparse.ArgumentTypeError(f"a comm is 1 to 15 bytes (the kernel cuts longer names), got {text!r}")
     return raw
+
+
+USAGE = """\
+openat [-p PID]... [-t TID]... [-u UID|USER]... [-n COMM] [-x] [-f FLAGS]... [--cgroup PATH]
+              [--container ID] [--json] [-o FILE] [-F] [--print-tid] [--flag-names] [--timestamp MODE] [-d SECONDS]
+              [--attach MODE] [--kprobe-interface MODE] [--filename-size BYTES] [--ring-size BYTES]
+              [--dump] [-- CMD [ARGS...]]
+       openat doctor"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -116,8 +135,11 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="openat",
-        description="Trace open(), openat() and openat2() with eBPF, from pure Python: "
-        "one line per open, with its result.",
+        usage=USAGE,
+        description="Trace open(), openat(), openat2() and io_uring opens with eBPF, from pure Python:\n"
+        "one line per open, with its result. With -- CMD, run CMD and trace it and every\n"
+        "process it starts, from its first open, and exit with CMD's status.\n"
+        "`openat doctor` checks what this kernel supports.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -132,10 +154,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="only opens with one of these flags, e.g. O_WRONLY,O_CREAT (repeatable)",
     )
     what.add_argument("--cgroup", metavar="PATH", help="only processes in this cgroup v2 directory or below it")
+    what.add_argument("--container", metavar="ID", type=_container_id,
+                      help="only this container (docker, containerd, CRI-O, podman): its id or a unique prefix")
 
     show = parser.add_argument_group("output")
-    show.add_argument("--json", action="store_true", help="one JSON object per line")
-    show.add_argument("-F", "--full-path", action="store_true", help="resolve relative names to absolute paths")
+    show.add_argument("--json", action="store_true", help="one JSON object per line, with cgroup and container fields")
+    show.add_argument("-o", "--output", metavar="FILE",
+                      help="write the trace to FILE, not standard output (with -- CMD: apart from CMD's own output)")
+    show.add_argument("-F", "--full-path", action="store_true",
+                      help="absolute, normalised paths, resolved in the kernel at the open (from /proc where it cannot)")
+    show.add_argument("--print-tid", action="store_true", help="add tid= after pid= (text)")
+    show.add_argument("--flag-names", action="store_true", help="flags as names, flags=O_WRONLY|O_CREAT, not hex (text)")
     show.add_argument("--timestamp", choices=TIMESTAMP_MODES, default="utc", help="utc (default, RFC 3339), local, relative or none")
     show.add_argument("-d", "--duration", type=_seconds, metavar="SECONDS", help="stop after SECONDS")
 
@@ -166,7 +195,7 @@ def options_from(args: argparse.Namespace) -> ProbeOptions:
     if ring < 4096 or ring & (ring - 1):
         raise UsageError(f"--ring-size must be a power of two of at least 4096, got {ring}")
     try:
-        modes, mask = parse_flag_filter(name for spec in args.flag for name in spec.split(","))
+        modes, mask = parse_flag_filter(name for spec in args.flag for name in split_flag_list(spec))
     except FlagError as error:
         raise UsageError(str(error)) from None
     try:
@@ -179,8 +208,11 @@ def options_from(args: argparse.Namespace) -> ProbeOptions:
             access_modes=modes,
             flag_mask=mask,
             cgroup=args.cgroup is not None,
+            container=args.container is not None,
+            follow=bool(args.command),
         )
-        return ProbeOptions(filename_size=args.filename_size, wakeup_mark=ring // 8, filters=filters)
+        return ProbeOptions(filename_size=args.filename_size, wakeup_mark=ring // 8, filters=filters,
+                            containers=args.json, full_path=args.full_path)
     except ValueError as error:
         raise UsageError(str(error)) from None
 
@@ -196,90 +228,252 @@ def open_cgroup(path: str) -> int:
     return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of ``openat`` and ``python -m openat``."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+def main(argv: Optional[Sequence[str]] = None, *, keep_handlers: bool = False) -> int:
+    """Entry point of ``openat`` and ``python -m openat``: returns the exit status.
+
+    SIGINT and SIGTERM are handled from the first statement on (see
+    :mod:`openat.tracer.signals`); ``keep_handlers`` leaves them installed
+    on return (the process is about to exit: a late signal must not find
+    the interpreter's handler there again).
+    """
+    stop = StopSignals()
+    try:
+        stop.install()
+        return _run(list(sys.argv[1:] if argv is None else argv), stop)
+    except Stopped as stopped:
+        return stopped.status
+    finally:
+        stop.note_only()
+        if not keep_handlers:
+            stop.restore()
+
+
+def _run(argv: List[str], stop: StopSignals) -> int:
     if argv[:1] == ["doctor"]:
         from .doctor import main as doctor_main
 
-        return doctor_main(argv[1:])
+        try:
+            return doctor_main(argv[1:])
+        except Stopped as stopped:
+            stopped.status = 128 + stopped.signum  # an interrupted check says nothing about this kernel
+            raise
+    argv, command = _split_command(argv)
     args = build_parser().parse_args(argv)
+    args.command = command
+    opened = _Opened()
     try:
-        options = options_from(args)
-        if args.dump:
-            from .attach import dump_probe
+        try:
+            options = options_from(args)
+            if command is not None and args.duration is not None:
+                raise UsageError("-d and -- CMD exclude each other: with a command openat stops when it ends")
+            if args.dump:
+                from .attach import dump_probe
 
-            sys.stdout.write(dump_probe(args.attach, options))
-            return EXIT_OK
-        cgroup_fd = open_cgroup(args.cgroup) if args.cgroup else None
-    except UsageError as error:
-        _warn(f"{error} (see openat --help)")
-        return EXIT_USAGE
-    try:
-        return _trace(args, options, cgroup_fd)
+                return _write_all(dump_probe(args.attach, options))
+            opened.open(args)
+        except UsageError as error:
+            _warn(f"{error} (see openat --help)")
+            return EXIT_USAGE
+        if opened.output is None:  # started with fd 1 closed: Python has no sys.stdout
+            _warn("cannot write output: standard output is closed")
+            return EXIT_FAILURE
+        return _trace(args, options, opened, stop)
     finally:
-        if cgroup_fd is not None:
-            os.close(cgroup_fd)
+        opened.close()
+
+
+class _Opened:
+    """What the command line names that must be opened before tracing: cgroups, the output file."""
+
+    def __init__(self) -> None:
+        self.cgroup_fd: Optional[int] = None
+        self.container_fd: Optional[int] = None
+        self.output = sys.stdout
+
+    def open(self, args: argparse.Namespace) -> None:
+        """UsageError when one cannot be opened."""
+        if args.cgroup:
+            self.cgroup_fd = open_cgroup(args.cgroup)
+        container = _container_cgroup(args.container)
+        if container:
+            self.container_fd = open_cgroup(container)
+        if args.output is not None:
+            try:  # not inherited by -- CMD (Python's files are close-on-exec)
+                self.output = open(args.output, "w", encoding="ascii", errors="backslashreplace")
+            except OSError as error:
+                raise UsageError(f"-o {args.output}: {error.strerror}") from None
+
+    def close(self) -> None:
+        for fd in (self.cgroup_fd, self.container_fd):
+            if fd is not None:
+                os.close(fd)
+        if self.output is not sys.stdout:
+            try:
+                self.output.close()
+            except OSError:
+                pass  # the write error was reported already
+
+
+def _split_command(argv: List[str]):
+    """(openat's arguments, CMD or None): everything after the first ``--`` is the command."""
+    if "--" not in argv:
+        return argv, None
+    at = argv.index("--")
+    command = argv[at + 1 :]
+    if not command:
+        raise _usage_exit("-- must be followed by a command to run")
+    return argv[:at], command
+
+
+def _usage_exit(message: str) -> SystemExit:
+    """What argparse does with bad input: one line on stderr, exit status 2."""
+    print(f"openat: {message} (see openat --help)", file=sys.stderr, flush=True)
+    return SystemExit(EXIT_USAGE)
+
+
+def _container_cgroup(container: Optional[str]) -> Optional[str]:
+    """The cgroup directory of ``--container``'s container; UsageError when no single one matches."""
+    if container is None:
+        return None
+    from .containers import ContainerError, find_container
+
+    try:
+        return find_container(container)
+    except ContainerError as error:
+        raise UsageError(f"--container {container}: {error}") from None
 
 
 def _warn(message: str) -> None:
     print(f"openat: {message}", file=sys.stderr, flush=True)
 
 
-class _Stop(Exception):
-    """Raised by the SIGTERM handler so cleanup runs as for Ctrl-C."""
+def _write_all(text: str) -> int:
+    """Write ``text`` to stdout and flush it: EXIT_OK, or EXIT_FAILURE with one line when it cannot be written."""
+    if sys.stdout is None:
+        _warn("cannot write output: standard output is closed")
+        return EXIT_FAILURE
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_stdout()
+    except OSError as error:
+        _quiet_stdout()
+        _warn(f"cannot write output: {error.strerror or error}")
+        return EXIT_FAILURE
+    return EXIT_OK
 
 
-def _trace(args: argparse.Namespace, options: ProbeOptions, cgroup_fd: Optional[int]) -> int:
+class OutputError(Exception):
+    """The output cannot be written (a full disk, an I/O error): tracing stops."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error.strerror or str(error))
+        self.reason = error.strerror or str(error)
+
+
+def _trace(args: argparse.Namespace, options: ProbeOptions, opened: _Opened, stop: StopSignals) -> int:
     from ..syscalls.errors import BpfError
     from .attach import Tracer, TracerError
 
-    def on_sigterm(signum: int, frame: object) -> None:
-        raise _Stop()
-
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    stop.note_only()  # from here on the kernel holds what we made: signals end the loop, never cut it short
     tracer = Tracer(
-        attach=args.attach, options=options, ring_size=args.ring_size, report=_warn, cgroup_fd=cgroup_fd,
-        kprobe_interface=args.kprobe_interface,
+        attach=args.attach, options=options, ring_size=args.ring_size, report=_warn, cgroup_fd=opened.cgroup_fd,
+        kprobe_interface=args.kprobe_interface, container_fd=opened.container_fd,
     )
-    reader = _Reader(tracer, _formatter(args), sys.stdout, args.json)
+    reader = _Reader(tracer, None, opened.output, args.json, stop)
+    clock = Clock(args.timestamp)  # before attaching: "relative" counts from the start of tracing
     try:
         tracer.start()
-        reader.run(time.monotonic() + args.duration if args.duration else None)
-        return EXIT_OK
-    except (KeyboardInterrupt, _Stop):
-        return EXIT_OK
+        reader.set_formatter(_formatter(args, tracer, clock))
+        if args.command is None:
+            reader.run(time.monotonic() + args.duration if args.duration else None)
+            return EXIT_OK
+        command = _start_command(args.command, tracer, stop)
+        return _follow(reader, command, stop)
     except BrokenPipeError:
-        _quiet_stdout()  # the reader went away (e.g. `| head`): stop as cat does
-        return EXIT_OK
+        return EXIT_OK  # the reader went away (e.g. `| head`): stop as cat does
+    except OutputError as error:
+        _warn(f"cannot write output: {error.reason}")
+        return EXIT_FAILURE
     except (TracerError, BpfError) as error:
         _warn(str(error).splitlines()[0])
         return EXIT_FAILURE
+    except CommandError as error:
+        _warn(str(error))
+        return error.status
     finally:
+        reader.finish()
+
+
+def _start_command(argv: List[str], tracer, stop: StopSignals):
+    """Fork CMD held before exec, follow its pid in the kernel, then let it run (unless a signal came first)."""
+    command = Command(argv, stop.previous)
+    try:
+        tracer.follow(command.pid)
+    except BaseException:
+        command.abandon()
+        raise
+    if stop.received is not None:  # stopped while attaching: CMD never runs
+        command.abandon()
+        raise CommandError("stopped before the command started", 128 + stop.received)
+    command.release()
+
+    def pass_on(signum: int) -> None:
+        # A terminal's Ctrl-C reached the command already (same foreground process group).
+        if stop.count == 1 and not (signum == signal.SIGINT and _in_terminal_foreground()):
+            command.signal(signum)
+
+    stop.on_signal = pass_on
+    return command
+
+
+def _follow(reader: "_Reader", command, stop: StopSignals) -> int:
+    """Trace until the command ends (its status), or a second signal (128 + that signal)."""
+    reader.run(None, until=lambda: command.poll() is not None or stop.count >= 2)
+    status = command.poll()
+    if status is None:
+        return 128 + (stop.received or signal.SIGTERM)
+    reader.drain(0)  # what its last opens sent is in the ring already
+    reader.flush()
+    return status
+
+
+def _in_terminal_foreground() -> bool:
+    for fd in (0, 1, 2):
         try:
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second TERM must not cut cleanup short
-            reader.finish()
-        finally:
-            signal.signal(signal.SIGTERM, previous)
+            if os.isatty(fd):
+                return os.tcgetpgrp(fd) == os.getpgrp()
+        except OSError:
+            continue
+    return False
 
 
-def _formatter(args: argparse.Namespace):
-    from .paths import full_path
+def _formatter(args: argparse.Namespace, tracer, clock: Clock):
+    """The formatter the arguments ask for, once the tracer knows whether the kernel resolves -F."""
+    full_path = ("kernel" if tracer.kernel_paths else "proc") if args.full_path else None
+    if args.json:
+        from .containers import CgroupNames
 
-    clock = Clock(args.timestamp)
-    path_of = full_path if args.full_path else None
-    return (JsonFormatter if args.json else TextFormatter)(clock, path_of=path_of)
+        return JsonFormatter(clock, full_path=full_path, cgroups=CgroupNames())
+    return TextFormatter(clock, full_path=full_path, show_tid=args.print_tid, flag_names=args.flag_names)
 
 
 class _Reader:
     """Drains the tracer's ring into the output and says when events were lost."""
 
-    def __init__(self, tracer, formatter, out, as_json: bool) -> None:
+    def __init__(self, tracer, formatter, out, as_json: bool, stop: Optional[StopSignals] = None) -> None:
         self.tracer = tracer
         self.out = out
+        self.output_ok = True  # False once a write failed: nothing more goes to ``out``
         self.as_json = as_json
+        self.stop = stop if stop is not None else StopSignals()
         self.lost_reported = 0
         self.lines: List[str] = []
+        if formatter is not None:
+            self.set_formatter(formatter)
+
+    def set_formatter(self, formatter) -> None:
         add = self.lines.append
         format_buffer = formatter.from_buffer
 
@@ -288,19 +482,21 @@ class _Reader:
 
         self.on_record = on_record
 
-    def run(self, deadline: Optional[float]) -> None:
-        """Print what the probe sends until ``deadline`` (monotonic seconds; None: until stopped)."""
+    def run(self, deadline: Optional[float], until: Optional[Callable[[], bool]] = None) -> None:
+        """Print what the probe sends until ``deadline`` (monotonic seconds), ``until()`` says so, or a
+        stop signal (when ``until`` is None)."""
         started = time.monotonic()
         next_lost_check = started + LOST_REPORT_INTERVAL_S
         fast_until = started + STARTUP_POLL_S
-        while True:
+        done = until if until is not None else lambda: self.stop.received is not None
+        while not done():
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 return
             interval = STARTUP_POLL_MS if now < fast_until else POLL_TIMEOUT_MS
             timeout = interval if deadline is None else max(0, min(interval, int((deadline - now) * 1000)))
             self.drain(timeout)
-            self.out.flush()
+            self.flush()
             if now >= next_lost_check:
                 next_lost_check = now + LOST_REPORT_INTERVAL_S
                 self.report_lost()
@@ -309,7 +505,8 @@ class _Reader:
         """Wait up to ``timeout_ms``, then write out what is waiting.
 
         Chunks of OUTPUT_CHUNK_LINES keep memory bounded through a long
-        burst; DRAIN_LIMIT_RECORDS lets the lost-event check run under load.
+        burst; DRAIN_LIMIT_RECORDS lets the lost-event check (and a stop
+        signal) take effect under load too.
         """
         lines = self.lines
         drained = 0
@@ -317,12 +514,33 @@ class _Reader:
             count = self.tracer.poll_records(self.on_record, timeout_ms=timeout_ms, limit=OUTPUT_CHUNK_LINES, in_place=True)
             if lines:
                 lines.append("")
-                self.out.write("\n".join(lines))
+                self.write("\n".join(lines))
                 lines.clear()
-            if count < OUTPUT_CHUNK_LINES:
+            if count < OUTPUT_CHUNK_LINES or self.stop.count >= (1 if self.stop.on_signal is None else 2):
                 return
             drained += count
             timeout_ms = 0
+
+    def write(self, text: str) -> None:
+        """Write to the output; BrokenPipeError when its reader left, OutputError for any other failure."""
+        try:
+            self.out.write(text)
+        except OSError as error:
+            raise self._failed(error) from None
+
+    def flush(self) -> None:
+        try:
+            self.out.flush()
+        except OSError as error:
+            raise self._failed(error) from None
+
+    def _failed(self, error: OSError) -> Exception:
+        """Stop writing to the output; the exception that says why."""
+        self.output_ok = False
+        self.lines.clear()
+        if self.out is sys.stdout:
+            _quiet_stdout()  # what is still buffered must not fail again at exit
+        return error if isinstance(error, BrokenPipeError) else OutputError(error)
 
     def report_lost(self, *, total: Optional[int] = None, final: bool = False) -> None:
         """Say how many events were lost since the last report.
@@ -331,9 +549,9 @@ class _Reader:
         """
         total = self.tracer.lost_events() if total is None else total
         if total > self.lost_reported:
-            if self.as_json:
-                self.out.write(lost_record(total - self.lost_reported, total) + "\n")
-                self.out.flush()
+            if self.as_json and self.output_ok:
+                self.write(lost_record(total - self.lost_reported, total) + "\n")
+                self.flush()
             if not final:
                 _warn(f"{total - self.lost_reported} events lost (ring buffer full), {total} in all; try a larger --ring-size")
         if final:
@@ -347,12 +565,15 @@ class _Reader:
         if self.tracer.mode is not None:
             try:
                 self.report_lost(total=lost, final=True)
-            except BrokenPipeError:
-                _quiet_stdout()
+            except (BrokenPipeError, OutputError):
+                _warn(f"{lost} events lost")  # the output is gone, stderr still says it
 
 
 def _quiet_stdout() -> None:
     """Point stdout at /dev/null so the interpreter's final flush cannot fail."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass  # stdout is not a file descriptor (an in-process test's capture): nothing to flush at exit

@@ -212,7 +212,11 @@ def _network_checks() -> Iterator[Check]:
 
 def main(argv: Sequence[str] = ()) -> int:
     """``openat doctor``: prints one line per check; exit 1 when tracing cannot work."""
-    parser = argparse.ArgumentParser(prog="openat doctor", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="openat doctor",
+        description="What this kernel offers the tracer, and how to fix what is missing: one line per check "
+        "(OK, WARN or FAIL), found by asking the kernel itself. Exit status 1 when no attach point works.",
+    )
     parser.parse_args(list(argv))
 
     def show(check: Check) -> None:

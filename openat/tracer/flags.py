@@ -8,7 +8,7 @@ and arm64's own values for the four flags it moves).
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 from ..arch import arch
 from ..uapi import O_ACCMODE
@@ -26,6 +26,16 @@ class FlagError(ValueError):
     """An unknown flag name."""
 
 
+def split_flag_list(spec: str) -> List[str]:
+    """``"O_WRONLY,O_CREAT"`` -> its names; FlagError for an empty list or an empty name in it."""
+    names = [name.strip() for name in spec.split(",")]
+    if not any(names):
+        raise FlagError(f"empty flag list {spec!r}: name at least one flag, e.g. -f O_WRONLY")
+    if not all(names):
+        raise FlagError(f"empty flag name in {spec!r}: flags are separated by single commas")
+    return names
+
+
 def parse_flag_filter(names: Iterable[str], machine: Optional[str] = None) -> Tuple[Tuple[int, ...], int]:
     """``O_WRONLY,O_CREAT`` → (access modes, mask of other flags).
 
@@ -40,7 +50,7 @@ def parse_flag_filter(names: Iterable[str], machine: Optional[str] = None) -> Tu
     for raw in names:
         name = raw.strip().upper()
         if not name:
-            continue
+            raise FlagError("empty flag name")
         if not name.startswith("O_") and name != "FASYNC":
             name = "O_" + name
         name = _ALIASES.get(name, name)
@@ -55,9 +65,12 @@ def parse_flag_filter(names: Iterable[str], machine: Optional[str] = None) -> Tu
     return tuple(modes), mask
 
 
-def describe_flags(flags: int, machine: Optional[str] = None) -> str:
-    """``O_WRONLY|O_CREAT|O_TRUNC`` for 0o1101 (unknown bits in hex)."""
-    names = [name for name, value in ACCESS_MODES.items() if value == flags & O_ACCMODE]
+def flag_names(flags: int, machine: Optional[str] = None) -> List[str]:
+    """``["O_WRONLY", "O_CREAT", "O_TRUNC"]`` for 0o1101: the access mode first, then each flag's
+    own bit as the filter matches it (so C's O_SYNC, which includes O_DSYNC, shows as both);
+    bits no name covers in hex, and so an access mode of 3, which has no name."""
+    mode = flags & O_ACCMODE
+    names = [name for name, value in ACCESS_MODES.items() if value == mode] or [hex(mode)]
     rest = flags & ~O_ACCMODE
     for name, bit in flag_bits(machine).items():
         if rest & bit:
@@ -65,4 +78,9 @@ def describe_flags(flags: int, machine: Optional[str] = None) -> str:
             rest &= ~bit
     if rest:
         names.append(hex(rest))
-    return "|".join(names)
+    return names
+
+
+def describe_flags(flags: int, machine: Optional[str] = None) -> str:
+    """``O_WRONLY|O_CREAT|O_TRUNC`` for 0o1101 (unknown bits in hex)."""
+    return "|".join(flag_names(flags, machine))

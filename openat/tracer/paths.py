@@ -1,10 +1,12 @@
-"""``--full-path``: absolute paths for relative names, from /proc.
+"""``--full-path``: absolute paths for relative names.
 
-The probe sees the name as the caller passed it. A relative name is
-resolved against the caller's working directory (``dfd`` = AT_FDCWD) or
-against the directory open as ``dfd``, read from ``/proc/PID/cwd`` or
-``/proc/PID/fd/DFD`` when the event is printed. That is after the open, so
-it can be wrong:
+Where the kernel has BTF, the probe walks the opener's directory at the
+moment of the open (:mod:`openat.tracer.pathwalk`) and :func:`kernel_path`
+joins it with the name and normalises the result. Elsewhere, the fallback
+here resolves a relative name against the caller's working directory
+(``dfd`` = AT_FDCWD) or the directory open as ``dfd``, read from
+``/proc/PID/cwd`` or ``/proc/PID/fd/DFD`` when the event is printed. That is
+after the open, so it can be wrong:
 
 * the process may have exited (short-lived processes are common), changed
   directory, or closed or reused the descriptor in the meantime;
@@ -22,7 +24,42 @@ import os
 from typing import Optional
 
 from ..uapi import AT_FDCWD
-from .records import OpenEvent
+from .records import DIR_COMPLETE, DIR_CUT, OpenEvent
+
+
+def normalise(path: bytes) -> bytes:
+    """``path`` without empty, ``.`` and ``..`` components, lexically (as ``os.path.normpath``, one leading slash).
+
+    A ``..`` above the root stays at the root; in a relative path (the part
+    below a cut) a ``..`` above its start is kept. Lexical: after a
+    symbolic link, ``..`` is the kernel's business, not this.
+    """
+    absolute = path.startswith(b"/")
+    parts: list = []
+    for part in path.split(b"/"):
+        if part in (b"", b"."):
+            continue
+        if part == b".." and (parts and parts[-1] != b".." or absolute):
+            if parts:
+                parts.pop()
+            continue
+        parts.append(part)
+    joined = b"/".join(parts)
+    return b"/" + joined if absolute else joined or b"."
+
+
+def kernel_path(event: OpenEvent) -> bytes:
+    """The normalised full path from the probe's walk: absolute, or below a cut (DIR_CUT), or the name as it was."""
+    name = event.filename
+    if event.read_error is not None:
+        return name
+    if name.startswith(b"/"):
+        return name if event.truncated else normalise(name)
+    if event.dir_state in (DIR_COMPLETE, DIR_CUT):
+        if event.truncated:  # the name's last component may be cut short: leave the name as it is
+            return normalise(event.directory) + b"/" + name
+        return normalise(event.directory + b"/" + name)
+    return name  # no directory to be relative to (DIR_FAILED): as the opener passed it
 
 
 def resolve(event: OpenEvent, proc: str = "/proc") -> Optional[bytes]:

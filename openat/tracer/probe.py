@@ -40,10 +40,13 @@ from ..uapi import (
     BPF_RB_FORCE_WAKEUP,
     BPF_RB_NO_WAKEUP,
     BPF_RINGBUF_HDR_SZ,
+    IORING_OP_OPENAT,
+    IORING_OP_OPENAT2,
     O_ACCMODE,
 )
 from ._layout import INFLIGHT_OFFSETS, INFLIGHT_SIZE
 from .kernel_layout import KernelLayout, TaskLayout
+from .pathwalk import DIR_AREA, FRAME_SIZE as WALK_FRAME_SIZE, emit_directory_walk
 from .records import (
     COMM_SIZE,
     DEFAULT_FILENAME_SIZE,
@@ -54,6 +57,8 @@ from .records import (
     SYSCALL_NAMES,
     SYSCALL_OPENAT2,
     SYSCALL_UNKNOWN,
+    URING_OPENAT,
+    URING_OPENAT2,
     field_offset,
 )
 
@@ -62,9 +67,16 @@ EVENTS_MAP = "events"  # BPF_MAP_TYPE_RINGBUF
 SCRATCH_MAP = "scratch"  # BPF_MAP_TYPE_PERCPU_ARRAY: the record being built
 LOST_MAP = "lost"  # BPF_MAP_TYPE_ARRAY: u64 count of records not sent
 INFLIGHT_MAP = "inflight"  # BPF_MAP_TYPE_HASH: pid_tgid -> schema.INFLIGHT
-CGROUP_MAP = "cgroup"  # BPF_MAP_TYPE_CGROUP_ARRAY: the --cgroup filter's tree
+CGROUP_MAP = "cgroup"  # BPF_MAP_TYPE_CGROUP_ARRAY: the trees --cgroup and --container pass
+FOLLOW_MAP = "follow"  # BPF_MAP_TYPE_HASH: u32 pid or tid -> u8, the processes of -- CMD
+URING_MAP = "uring"  # BPF_MAP_TYPE_LRU_HASH: u64 io_uring request -> the record built at its submission
 
 INFLIGHT_ENTRIES = 16384  # threads inside an open at the same time
+CGROUP_SLOTS = {"cgroup": 0, "container": 1}  # CGROUP_MAP index of each filter's cgroup
+FOLLOW_ENTRIES = 1 << 16  # processes and threads of -- CMD alive at once
+# io_uring opens between submission and completion at once; the least
+# recently submitted is dropped (unreported) when more are in flight.
+URING_ENTRIES = 256
 
 # The ring's default size. Measured at full load (one core making ~350,000
 # opens a second, the reader on the other): the reader keeps up using about
@@ -100,6 +112,9 @@ OFF_SYSCALL = field_offset("syscall")
 OFF_COMM = field_offset("comm")
 OFF_FILENAME_LEN = field_offset("filename_len")
 OFF_KIND = field_offset("kind")
+OFF_CGROUP_ID = field_offset("cgroup_id")
+OFF_MNTNS_ID = field_offset("mntns_id")
+OFF_DIR_LEN = field_offset("dir_len")
 # dfd and syscall travel together as one 64-bit copy in both layouts.
 assert OFF_SYSCALL == OFF_DFD + 4 and field_offset("syscall", INFLIGHT_OFFSETS) == IN_DFD + 4
 
@@ -110,7 +125,10 @@ STACK_ARGS = -128  # raw_tp: pt_regs slots copied to the stack (up to 32 bytes)
 STACK_COMM = -80  # --name: this task's comm (16 bytes)
 STACK_INDEX = -84  # u32 0: index into the array maps
 STACK_BYTE = -88  # the byte after a full name buffer
+STACK_FOLLOW = -96  # -- CMD: pid_tgid, whose halves are the follow map's keys
+STACK_WALK = -224  # -F: the directory walk's frame (pathwalk.FRAME_SIZE bytes, down to STACK_ARGS)
 assert INFLIGHT_SIZE == STACK_KEY - STACK_INFLIGHT
+assert STACK_WALK + WALK_FRAME_SIZE <= STACK_ARGS
 
 # Registers kept across helper calls (r6-r9 are callee-saved).
 CTX = R6
@@ -130,7 +148,9 @@ class _FilterFields(NamedTuple):
     failed_only: bool = False
     access_modes: Tuple[int, ...] = ()
     flag_mask: int = 0
-    cgroup: bool = False  # CGROUP_MAP holds the cgroup whose tree passes
+    cgroup: bool = False  # CGROUP_MAP[0] holds the cgroup whose tree passes (--cgroup)
+    container: bool = False  # CGROUP_MAP[1] holds the container's cgroup (--container)
+    follow: bool = False  # only the processes in FOLLOW_MAP (-- CMD, which the fork programs extend)
 
 
 class Filters(_FilterFields):
@@ -156,13 +176,16 @@ class Filters(_FilterFields):
 
     @property
     def any(self) -> bool:
-        return bool(self.pids or self.tids or self.uids or self.comm or self.access_modes or self.flag_mask or self.cgroup)
+        return bool(self.pids or self.tids or self.uids or self.comm or self.access_modes or self.flag_mask
+                    or self.cgroup or self.container or self.follow)
 
 
 class _OptionFields(NamedTuple):
     filename_size: int = DEFAULT_FILENAME_SIZE  # bytes, NUL included
     wakeup_mark: int = DEFAULT_RING_SIZE // 8  # the reader is woken each time unread data crosses a multiple of this
     filters: Filters = Filters()
+    containers: bool = False  # fill cgroup_id and mntns_id (JSON, --container)
+    full_path: bool = False  # walk the opener's directory for relative names (-F), where the layout allows
 
 
 class ProbeOptions(_OptionFields):
@@ -194,7 +217,8 @@ class ProbeProgram(NamedTuple):
 
 
 def scratch_value_size(options: ProbeOptions) -> int:
-    return HEADER_SIZE + options.filename_size
+    """Bytes of the record being built: header, name buffer, and with -F the room for directory components."""
+    return HEADER_SIZE + options.filename_size + (DIR_AREA if options.full_path else 0)
 
 
 # ------------------------------------------------------------ shared pieces
@@ -230,19 +254,22 @@ def _emit_entry_filters(p: Program, filters: Filters, flags_base: Register, flag
         if filters.pids:
             p.mov(R1, R0)
             p.rsh(R1, 32)
-            _one_of(p, R1, filters.pids, "pid_ok")
+            _one_of(p, W1, filters.pids, "pid_ok")
         if filters.tids:
             p.mov(W1, W0)  # the low half: tid
-            _one_of(p, R1, filters.tids, "tid_ok")
+            _one_of(p, W1, filters.tids, "tid_ok")
     if filters.uids:
         p.call("get_current_uid_gid")
         p.mov(W1, W0)  # the low half: uid
-        _one_of(p, R1, filters.uids, "uid_ok")
-    if filters.cgroup:
-        p.ld_map_fd(R1, CGROUP_MAP)
-        p.mov(R2, 0)
-        p.call("current_task_under_cgroup")
-        p.jne(R0, 1, "out")
+        _one_of(p, W1, filters.uids, "uid_ok")
+    for name, slot in CGROUP_SLOTS.items():
+        if getattr(filters, name):
+            p.ld_map_fd(R1, CGROUP_MAP)
+            p.mov(R2, slot)
+            p.call("current_task_under_cgroup")
+            p.jne(R0, 1, "out")
+    if filters.follow:
+        _emit_follow_filter(p)
     if filters.comm is not None:
         # Older kernels copy the comm with strscpy, which leaves the bytes
         # after its NUL as they were: zero them, or the compare sees garbage.
@@ -270,15 +297,41 @@ def _emit_entry_filters(p: Program, filters: Filters, flags_base: Register, flag
         p.label("flags_ok")
 
 
+def _emit_follow_filter(p: Program) -> None:
+    """Leave unless this process (its tgid) or this thread (its tid) is in FOLLOW_MAP.
+
+    The tid too: a thread of a followed process stays followed after the
+    process's first thread exited (and removed the tgid's entry).
+    """
+    p.call("get_current_pid_tgid")
+    p.stxdw(R10, STACK_FOLLOW, R0)
+    for key, found in ((STACK_FOLLOW + 4, "follow_ok"), (STACK_FOLLOW, None)):
+        p.ld_map_fd(R1, FOLLOW_MAP)
+        p.mov(R2, R10)
+        p.add(R2, key)
+        p.call("map_lookup_elem")
+        if found:
+            p.jne(R0, 0, found)
+        else:
+            p.jeq(R0, 0, "out")
+    p.label("follow_ok")
+
+
 def _one_of(p: Program, register: Register, values: Sequence[int], passed: str) -> None:
+    """Go on at ``passed`` when the 32-bit ``register`` is one of ``values``, else out.
+
+    A 32-bit compare (JMP32) takes every u32 as its immediate; a 64-bit one
+    would sign-extend 2**31 and above.
+    """
     for value in values:
         p.jeq(register, value, passed)
     p.ja("out")
     p.label(passed)
 
 
-def _identity(p: Program, task: Optional[TaskLayout]) -> None:
-    """tid, pid, uid, gid and comm of the current task into RECORD."""
+def _identity(p: Program, layout: KernelLayout, options: ProbeOptions) -> None:
+    """tid, pid, uid, gid and comm of the current task into RECORD; with ``containers``, its cgroup and mount namespace."""
+    task = layout.task
     if task is None:
         p.call("get_current_pid_tgid")
         p.stxdw(RECORD, OFF_TID, R0)  # low half tid, high half pid
@@ -288,38 +341,81 @@ def _identity(p: Program, task: Optional[TaskLayout]) -> None:
         p.add(R1, OFF_COMM)
         p.mov(R2, COMM_SIZE)
         p.call("get_current_comm")
-        return
-    p.call("get_current_task_btf")  # a BTF pointer: plain loads read the task
-    p.ldxw(R1, R0, task.pid)  # the kernel's pid is the thread id
-    p.stxw(RECORD, OFF_TID, R1)
-    p.ldxw(R1, R0, task.tgid)
-    p.stxw(RECORD, OFF_PID, R1)
-    for half in (0, 8):  # the comm as two 64-bit words; the decoder stops at its NUL
-        p.ldxdw(R1, R0, task.comm + half)
-        p.stxdw(RECORD, OFF_COMM + half, R1)
-    p.ldxdw(R1, R0, task.cred)
-    # uid and gid are one-member structs each: the verifier wants a load per struct
-    p.ldxw(R2, R1, task.uid)
-    p.stxw(RECORD, OFF_UID, R2)
-    p.ldxw(R2, R1, task.gid)
-    p.stxw(RECORD, OFF_GID, R2)
+    else:
+        p.call("get_current_task_btf")  # a BTF pointer: plain loads read the task
+        p.ldxw(R1, R0, task.pid)  # the kernel's pid is the thread id
+        p.stxw(RECORD, OFF_TID, R1)
+        p.ldxw(R1, R0, task.tgid)
+        p.stxw(RECORD, OFF_PID, R1)
+        for half in (0, 8):  # the comm as two 64-bit words; the decoder stops at its NUL
+            p.ldxdw(R1, R0, task.comm + half)
+            p.stxdw(RECORD, OFF_COMM + half, R1)
+        p.ldxdw(R1, R0, task.cred)
+        # uid and gid are one-member structs each: the verifier wants a load per struct
+        p.ldxw(R2, R1, task.uid)
+        p.stxw(RECORD, OFF_UID, R2)
+        p.ldxw(R2, R1, task.gid)
+        p.stxw(RECORD, OFF_GID, R2)
+        if options.containers and layout.namespaces is not None:
+            ns = layout.namespaces
+            p.ldxdw(R1, R0, ns.task_nsproxy)  # NULL only while the task exits: the load then gives 0
+            p.ldxdw(R1, R1, ns.nsproxy_mnt_ns)
+            p.ldxw(R1, R1, ns.mnt_ns_inum)
+            p.stxw(RECORD, OFF_MNTNS_ID, R1)
+    if options.containers:
+        if task is None and layout.namespaces is not None:
+            _mount_namespace_by_reads(p, layout)
+        p.call("get_current_cgroup_id")
+        p.stxdw(RECORD, OFF_CGROUP_ID, R0)
+
+
+def _mount_namespace_by_reads(p: Program, layout: KernelLayout) -> None:
+    """mntns_id through probe_read_kernel, for kernels with BTF but without bpf_get_current_task_btf (5.8-5.10)."""
+    ns = layout.namespaces
+    assert ns is not None
+    p.call("get_current_task")
+    for offset in (ns.task_nsproxy, ns.nsproxy_mnt_ns):
+        p.mov(R3, R0)
+        p.add(R3, offset)
+        p.mov(R1, R10)
+        p.add(R1, STACK_FOLLOW)
+        p.mov(R2, 8)
+        p.call("probe_read_kernel")
+        p.ldxdw(R0, R10, STACK_FOLLOW)
+    p.mov(R3, R0)
+    p.add(R3, ns.mnt_ns_inum)
+    p.mov(R1, RECORD)
+    p.add(R1, OFF_MNTNS_ID)
+    p.mov(R2, 4)
+    p.call("probe_read_kernel")
 
 
 def _send(p: Program, options: ProbeOptions, layout: KernelLayout) -> None:
-    """Shared tail: identity fields, the file name, then ringbuf_output.
+    """Shared tail: fill in who opened and the name, then send the record.
 
     Expects RECORD with timestamp, flags, ret, dfd and syscall filled in,
     and NAME_PTR holding the user pointer to the name.
     """
+    _fill(p, options, layout)
+    _output(p, options)
+
+
+def _fill(p: Program, options: ProbeOptions, layout: KernelLayout, *, name_in_kernel: bool = False) -> None:
+    """Identity fields, the name (and with -F the directory), leaving R9 = bytes to send.
+
+    The name is read from NAME_PTR: user memory, or kernel memory with
+    ``name_in_kernel`` (io_uring's copy of it).
+    """
     size = options.filename_size
-    _identity(p, layout.task)
+    read_str, read = ("probe_read_kernel_str", "probe_read_kernel") if name_in_kernel else ("probe_read_user_str", "probe_read_user")
+    _identity(p, layout, options)
     p.stw(RECORD, OFF_KIND, KIND_COMPLETE)
 
     p.mov(R1, RECORD)
     p.add(R1, HEADER_SIZE)
     p.mov(R2, size)
     p.mov(R3, NAME_PTR)
-    p.call("probe_read_user_str")
+    p.call(read_str)
     p.mov(R9, R0)
     # A full buffer means size-1 bytes or more; the next byte says which.
     p.jne(R9, size, "length_known")
@@ -328,22 +424,31 @@ def _send(p: Program, options: ProbeOptions, layout: KernelLayout) -> None:
     p.mov(R2, 1)
     p.mov(R3, NAME_PTR)
     p.add(R3, size - 1)
-    p.call("probe_read_user")
+    p.call(read)
     p.ldxb(R1, R10, STACK_BYTE)
     p.jeq(R1, 0, "length_known")
     p.mov(R9, size + 1)  # the decoder's mark for "cut short"
     p.label("length_known")
     p.stxw(RECORD, OFF_FILENAME_LEN, R9)
 
-    # Bytes to send: header plus min(max(len, 0), size), proven to the verifier.
+    # Bytes to send: min(max(len, 0), size), proven to the verifier.
     p.jsgt(R9, 0, "positive")
     p.mov(R9, 0)
     p.label("positive")
     p.jle(R9, size, "bounded")
     p.mov(R9, size)
     p.label("bounded")
+    if options.full_path and layout.paths is not None:
+        emit_directory_walk(p, layout.paths, record=RECORD, name_bytes=R9, frame=STACK_WALK,
+                            record_size=scratch_value_size(options))
     p.add(R9, HEADER_SIZE)
 
+
+def _output(p: Program, options: ProbeOptions, done: str = "out") -> None:
+    """ringbuf_output(RECORD, R9 bytes), waking the reader at the fill mark; count it lost if the ring is full.
+
+    Goes on at ``done`` either way.
+    """
     # Wake the reader only when this record makes the unread data cross a
     # multiple of the mark: waking on every record above it would cost
     # microseconds per record exactly when the reader is behind. The unread
@@ -369,8 +474,10 @@ def _send(p: Program, options: ProbeOptions, layout: KernelLayout) -> None:
     p.mov(R2, RECORD)
     p.mov(R3, R9)
     p.call("ringbuf_output")
-    p.jeq(R0, 0, "out")
+    p.jeq(R0, 0, done)
     _count_lost(p)
+    if done != "out":
+        p.ja(done)
 
 
 # ------------------------------------------------------------ entry side
@@ -639,20 +746,217 @@ def build_fexit(layout: KernelLayout, options: ProbeOptions) -> Program:
     return p
 
 
+# ------------------------------------------------------------ io_uring
+
+
+def build_uring_submit(layout: KernelLayout, options: ProbeOptions, fields: Dict[str, int]) -> Program:
+    """On ``io_uring/io_uring_submit_req``: the record of an open request, kept in URING_MAP by request.
+
+    The request was prepared just before the tracepoint fires: its
+    ``struct io_open`` holds dfd, flags and the kernel's copy of the name
+    (freed once the open ran, so read here). Who opened is the submitter,
+    whose filters apply now; the result comes at completion.
+    """
+    uring = layout.uring
+    assert uring is not None
+    p = Program(isa="v3")
+    p.mov(CTX, R1)
+    p.ldxb(R8, CTX, fields["opcode"])
+    p.jeq(R8, IORING_OP_OPENAT, "uring_open")
+    p.jeq(R8, IORING_OP_OPENAT2, "uring_open")
+    p.ja("out")
+    p.label("uring_open")
+    _array_slot(p, SCRATCH_MAP)
+    p.mov(RECORD, R0)
+    p.stw(RECORD, OFF_SYSCALL, URING_OPENAT)
+    p.jeq(R8, IORING_OP_OPENAT, "uring_code_known")
+    p.stw(RECORD, OFF_SYSCALL, URING_OPENAT2)
+    p.label("uring_code_known")
+    p.ldxdw(R9, CTX, fields["req"])
+    p.stxdw(R10, STACK_KEY, R9)
+    for destination, size, offset in ((OFF_DFD, 4, uring.dfd), (OFF_FLAGS, 8, uring.flags)):
+        _read_kernel(p, RECORD, destination, size, R9, offset)
+    p.ldxdw(R1, RECORD, OFF_FLAGS)
+    _drop_forced_largefile(p, R1, layout)  # io_uring adds it as open() does
+    p.stxdw(RECORD, OFF_FLAGS, R1)
+    _read_kernel(p, R10, STACK_INFLIGHT, 8, R9, uring.filename)
+    p.ldxdw(R3, R10, STACK_INFLIGHT)
+    _read_kernel(p, R10, STACK_INFLIGHT, 8, R3, uring.filename_name)
+    p.ldxdw(NAME_PTR, R10, STACK_INFLIGHT)
+    _emit_entry_filters(p, options.filters, RECORD, OFF_FLAGS)
+    p.call("ktime_get_ns")
+    p.stxdw(RECORD, OFF_TIMESTAMP, R0)
+    p.stdw(RECORD, OFF_RET, 0)
+    _fill(p, options, layout, name_in_kernel=True)
+    p.ld_map_fd(R1, URING_MAP)
+    p.mov(R2, R10)
+    p.add(R2, STACK_KEY)
+    p.mov(R3, RECORD)
+    p.mov(R4, BPF_ANY)
+    p.call("map_update_elem")
+    p.jeq(R0, 0, "out")
+    _count_lost(p)
+    _finish(p)
+    return p
+
+
+def _read_kernel(p: Program, base: Register, offset: int, size: int, source: Register, source_offset: int) -> None:
+    """*(base + offset) = ``size`` bytes of kernel memory at ``source`` + ``source_offset`` (zeros if unreadable)."""
+    p.mov(R3, source)
+    p.add(R3, source_offset)
+    p.mov(R1, base)
+    p.add(R1, offset)
+    p.mov(R2, size)
+    p.call("probe_read_kernel")
+
+
+def build_uring_complete(layout: KernelLayout, options: ProbeOptions, fields: Dict[str, int]) -> Program:
+    """On ``io_uring/io_uring_complete``: the result of a request seen at submission; send its record."""
+    size = options.filename_size
+    p = Program(isa="v3")
+    p.mov(CTX, R1)
+    p.ldxdw(R1, CTX, fields["req"])
+    p.stxdw(R10, STACK_KEY, R1)
+    p.ld_map_fd(R1, URING_MAP)
+    p.mov(R2, R10)
+    p.add(R2, STACK_KEY)
+    p.call("map_lookup_elem")
+    p.jeq(R0, 0, "out")  # not an open, or one the filters dropped
+    p.mov(RECORD, R0)
+    p.ldxw(R1, CTX, fields["res"])
+    p.lsh(R1, 32)  # an int: sign-extend
+    p.arsh(R1, 32)
+    p.stxdw(RECORD, OFF_RET, R1)
+    if options.filters.failed_only:
+        p.jsge(R1, 0, "uring_done")
+    # The bytes the record carries, as _fill counted them, proven to the verifier again.
+    p.ldxw(R9, RECORD, OFF_FILENAME_LEN)
+    p.lsh(R9, 32)
+    p.arsh(R9, 32)
+    p.jsgt(R9, 0, "uring_positive")
+    p.mov(R9, 0)
+    p.label("uring_positive")
+    p.jle(R9, size, "uring_bounded")
+    p.mov(R9, size)
+    p.label("uring_bounded")
+    if options.full_path:
+        p.ldxh(R1, RECORD, OFF_DIR_LEN)
+        p.jle(R1, DIR_AREA, "uring_dir_bounded")
+        p.mov(R1, DIR_AREA)
+        p.label("uring_dir_bounded")
+        p.add(R9, R1)
+    p.add(R9, HEADER_SIZE)
+    _output(p, options, done="uring_done")
+    p.label("uring_done")
+    p.ld_map_fd(R1, URING_MAP)
+    p.mov(R2, R10)
+    p.add(R2, STACK_KEY)
+    p.call("map_delete_elem")
+    _finish(p)
+    return p
+
+
+def build_uring_probe(layout: KernelLayout, options: ProbeOptions) -> List[ProbeProgram]:
+    """The io_uring programs, on io_uring's tracepoints (any attach mode); [] where the kernel lacks what they need."""
+    fields = layout.tracepoint_fields
+    submit = next((name for name in ("io_uring_submit_req", "io_uring_submit_sqe") if name in fields), None)
+    if layout.uring is None or submit is None or "io_uring_complete" not in fields:
+        return []
+    return [
+        ProbeProgram(PROGRAM_NAMES["io_uring", "submit"], "tracepoint", f"io_uring/{submit}",
+                     build_uring_submit(layout, options, dict(fields[submit]))),
+        ProbeProgram(PROGRAM_NAMES["io_uring", "complete"], "tracepoint", "io_uring/io_uring_complete",
+                     build_uring_complete(layout, options, dict(fields["io_uring_complete"]))),
+    ]
+
+
+# ------------------------------------------------------------ -- CMD: following its processes
+
+
+def build_follow_fork(fields: Dict[str, int]) -> Program:
+    """On ``sched/sched_process_fork``: a followed process's (or thread's) new child is followed too.
+
+    In the kernel, at the fork, so that a child that opens and exits at
+    once is not missed. The key is the child's pid, which for a new thread
+    is its tid (see _emit_follow_filter).
+    """
+    p = Program(isa="v3")
+    p.mov(CTX, R1)
+    _emit_follow_filter(p)
+    p.ldxw(R1, CTX, fields["child_pid"])
+    p.stxw(R10, STACK_KEY, R1)
+    p.stb(R10, STACK_BYTE, 1)
+    p.ld_map_fd(R1, FOLLOW_MAP)
+    p.mov(R2, R10)
+    p.add(R2, STACK_KEY)
+    p.mov(R3, R10)
+    p.add(R3, STACK_BYTE)
+    p.mov(R4, BPF_ANY)
+    p.call("map_update_elem")
+    _finish(p)
+    return p
+
+
+def build_follow_exit() -> Program:
+    """On ``sched/sched_process_exit``: an exiting thread leaves FOLLOW_MAP, so its pid, once reused, is not followed."""
+    p = Program(isa="v3")
+    p.call("get_current_pid_tgid")
+    p.stxw(R10, STACK_KEY, R0)  # the low half: the thread's id
+    p.ld_map_fd(R1, FOLLOW_MAP)
+    p.mov(R2, R10)
+    p.add(R2, STACK_KEY)
+    p.call("map_delete_elem")
+    _finish(p)
+    return p
+
+
+def build_follow_probe(layout: KernelLayout) -> List[ProbeProgram]:
+    """The programs that keep FOLLOW_MAP up to date; [] where the kernel lacks the sched tracepoints."""
+    fields = layout.tracepoint_fields
+    if "sched_process_fork" not in fields or "sched_process_exit" not in fields:
+        return []
+    return [
+        ProbeProgram(PROGRAM_NAMES["follow", "fork"], "tracepoint", "sched/sched_process_fork",
+                     build_follow_fork(dict(fields["sched_process_fork"]))),
+        ProbeProgram(PROGRAM_NAMES["follow", "exit"], "tracepoint", "sched/sched_process_exit", build_follow_exit()),
+    ]
+
+
 # ------------------------------------------------------------ assembling a probe
+
+
+# Program names, at most BPF_OBJ_NAME_LEN - 1 = 15 bytes each (what bpftool
+# prints): one per program of every mode, so that two programs never share one.
+_TRACEPOINT_TAGS = {SYSCALL_OPEN: "open", SYSCALL_OPENAT: "at", SYSCALL_OPENAT2: "at2"}
+PROGRAM_NAMES = {
+    ("kprobe", "enter"): "openat_kp_in",
+    ("kprobe", "exit"): "openat_kp_out",
+    ("fentry", "exit"): "openat_fexit",
+    ("tp_btf", "exit"): "openat_btf_exit",
+    ("raw_tp", "exit"): "openat_raw_exit",
+    **{("tracepoint", f"enter_{code}"): f"openat_in_{tag}" for code, tag in _TRACEPOINT_TAGS.items()},
+    **{("tracepoint", f"exit_{code}"): f"openat_out_{tag}" for code, tag in _TRACEPOINT_TAGS.items()},
+    ("io_uring", "submit"): "openat_iou_sub",
+    ("io_uring", "complete"): "openat_iou_done",
+    ("follow", "fork"): "openat_fork",
+    ("follow", "exit"): "openat_exited",
+}
+assert all(len(name) <= 15 for name in PROGRAM_NAMES.values())
+assert len(set(PROGRAM_NAMES.values())) == len(PROGRAM_NAMES)
 
 
 def build_probe(attach: str, layout: KernelLayout, options: ProbeOptions = ProbeOptions()) -> List[ProbeProgram]:
     """The programs for ``attach`` (one of ATTACH_MODES), entry before exit."""
     if attach == "kprobe":
         return [
-            ProbeProgram("openat_enter", "kprobe", "do_sys_openat2", build_kprobe_enter(layout, options)),
-            ProbeProgram("openat_exit", "kretprobe", "do_sys_openat2", build_kretprobe(layout, options)),
+            ProbeProgram(PROGRAM_NAMES["kprobe", "enter"], "kprobe", "do_sys_openat2", build_kprobe_enter(layout, options)),
+            ProbeProgram(PROGRAM_NAMES["kprobe", "exit"], "kretprobe", "do_sys_openat2", build_kretprobe(layout, options)),
         ]
     if attach == "fentry":
-        return [ProbeProgram("openat_fexit", "fexit", "do_sys_openat2", build_fexit(layout, options))]
+        return [ProbeProgram(PROGRAM_NAMES["fentry", "exit"], "fexit", "do_sys_openat2", build_fexit(layout, options))]
     if attach in ("tp_btf", "raw_tp"):
-        return [ProbeProgram("openat_exit", attach, "sys_exit", build_sys_exit(layout, options, btf=attach == "tp_btf"))]
+        program = build_sys_exit(layout, options, btf=attach == "tp_btf")
+        return [ProbeProgram(PROGRAM_NAMES[attach, "exit"], attach, "sys_exit", program)]
     if attach == "tracepoint":
         programs = []
         for code in sorted(layout.syscall_numbers):
@@ -662,11 +966,11 @@ def build_probe(attach: str, layout: KernelLayout, options: ProbeOptions = Probe
             if enter is None or leave is None:
                 continue  # this kernel has no such tracepoint
             programs.append(
-                ProbeProgram(f"openat_in_{suffix}"[:15], "tracepoint", f"syscalls/sys_enter_{suffix}",
+                ProbeProgram(PROGRAM_NAMES["tracepoint", f"enter_{code}"], "tracepoint", f"syscalls/sys_enter_{suffix}",
                              build_tracepoint_enter(layout, options, code, enter))
             )
             programs.append(
-                ProbeProgram(f"openat_out_{suffix}"[:15], "tracepoint", f"syscalls/sys_exit_{suffix}",
+                ProbeProgram(PROGRAM_NAMES["tracepoint", f"exit_{code}"], "tracepoint", f"syscalls/sys_exit_{suffix}",
                              build_tracepoint_exit(layout, options, leave))
             )
         return programs

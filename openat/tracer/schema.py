@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from construct import Bytes, Int32sl, Int32ul, Int64sl, Int64ul, Struct
+from construct import Bytes, Int16ul, Int32sl, Int32ul, Int64sl, Int64ul, Struct
 
 # Fields are ordered so that the u64 returned by get_current_pid_tgid() and
 # get_current_uid_gid() can be stored with one 64-bit store each: the low half
@@ -43,6 +43,14 @@ EVENT_HEADER = Struct(
     "comm" / Bytes(16),
     "filename_len" / Int32sl,  # name length with NUL, or -errno; > bytes sent if cut short
     "kind" / Int32ul,
+    # Filled only when asked for (JSON, --container; -F): otherwise they stay
+    # zero, as the probe's scratch record was created, and cost nothing.
+    "cgroup_id" / Int64ul,  # bpf_get_current_cgroup_id(): the cgroup v2 directory's inode number
+    "mntns_id" / Int32ul,  # the mount namespace's inode number (/proc/PID/ns/mnt), 0 when unknown
+    # -F: the opener's directory (its cwd or dfd's), walked in the kernel,
+    # follows the name as components leaf first, each ended by "/".
+    "dir_len" / Int16ul,  # bytes of those components
+    "dir_state" / Int16ul,  # DIR_* in records.py: not walked, complete, cut, failed
 )
 
 # What entry leaves for exit, per thread (kprobe and tracepoint attach).
@@ -59,7 +67,7 @@ DEFINITIONS: Dict[str, Struct] = {"EVENT": EVENT_HEADER, "INFLIGHT": INFLIGHT}
 
 LAYOUT_FILE = Path(__file__).with_name("_layout.py")
 
-_FORMAT_OF = {Int64ul: "Q", Int64sl: "q", Int32ul: "I", Int32sl: "i"}
+_FORMAT_OF = {Int64ul: "Q", Int64sl: "q", Int32ul: "I", Int32sl: "i", Int16ul: "H"}
 
 
 def struct_format(definition: Struct) -> str:

@@ -11,7 +11,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Iterator, List, Optional, Set
+from typing import Iterator, List, NamedTuple, Optional, Sequence, Set
 
 import pytest
 
@@ -35,12 +35,13 @@ def cgroup2_root() -> str:
 class TracerProcess:
     """``python -m openat ARGS`` with its output read in the background."""
 
-    def __init__(self, args: List[str]) -> None:
+    def __init__(self, args: List[str], **popen: object) -> None:
         self.args = args
         self.process = subprocess.Popen(
             [sys.executable, "-m", "openat", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            **popen,  # type: ignore[arg-type]
         )
         self.lines: "queue.Queue[bytes]" = queue.Queue()
         self.stderr_lines: List[str] = []
@@ -224,3 +225,34 @@ def wait_until_unloaded(ids: Set[int], timeout: float = 10.0) -> Set[int]:
         if not left or time.monotonic() > deadline:
             return left
         time.sleep(0.05)
+
+
+class CommandRun(NamedTuple):
+    status: int
+    lines: List[bytes]  # the trace (openat's -o file)
+    output: List[bytes]  # what the command itself wrote to stdout
+    stderr: List[str]  # openat's and the command's
+
+    def records(self) -> List[dict]:
+        """The JSON records of a --json run."""
+        import json
+
+        return [json.loads(line) for line in self.lines]
+
+
+def trace_command(args: Sequence[str], command: Sequence[str], timeout: float = 120, **popen: object) -> CommandRun:
+    """``python -m openat ARGS -o FILE -- COMMAND``, run to its end (openat stops when the command does).
+
+    The trace goes to its own file: on a shared stdout the command's writes
+    and openat's could interleave inside a line.
+    """
+    import tempfile
+
+    need_root()
+    with tempfile.NamedTemporaryFile(prefix="openat-trace-") as trace:
+        result = subprocess.run([sys.executable, "-m", "openat", *args, "-o", trace.name, "--", *command],
+                                capture_output=True, timeout=timeout, **popen)  # type: ignore[call-overload]
+        lines = open(trace.name, "rb").read().splitlines()
+    stderr = result.stderr.decode(errors="replace").splitlines()
+    assert not any("Traceback" in line for line in stderr), stderr
+    return CommandRun(result.returncode, lines, result.stdout.splitlines(), stderr)

@@ -72,3 +72,32 @@ def test_unprivileged_run_says_what_is_needed():
     assert len(lines) == 1, result.stderr
     assert "CAP_BPF" in lines[0] and "root" in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_dump_compiles_ids_over_the_whole_u32_range():
+    result = run_unprivileged("--dump", "-u", "4294967295", "-p", "2147483648", "-t", "0")
+    assert result.returncode == 0, result.stderr
+    assert "if w1 == -0x1 goto uid_ok" in result.stdout
+    assert "if w1 == -0x80000000 goto pid_ok" in result.stdout
+
+
+def test_help_names_every_option_and_doctor():
+    from openat.tracer import cli, doctor
+
+    text = cli.build_parser().format_help()
+    usage = text.split("\n\n", 1)[0]
+    assert "openat doctor" in usage and "[-- CMD [ARGS...]]" in usage
+    for option in ("--container", "--print-tid", "--flag-names", "-o FILE", "--full-path", "--json", "--tid", "--cgroup"):
+        assert option in text, option
+    with pytest.raises(SystemExit) as exit_info:
+        doctor.main(["--help"])
+    assert exit_info.value.code == 0
+
+
+def test_doctor_help_has_no_markup(capsys):
+    from openat.tracer import doctor
+
+    with pytest.raises(SystemExit):
+        doctor.main(["--help"])
+    out = capsys.readouterr().out
+    assert "``" not in out and out.startswith("usage: openat doctor")

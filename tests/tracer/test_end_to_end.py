@@ -6,10 +6,15 @@ import json
 import os
 import re
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from ..support import ATTACH_FEATURES, kprobe_feature, skip_unless
+from openat.tracer.flags import describe_flags
+
+from ..support import ATTACH_FEATURES, kprobe_feature, need_root, skip_unless
 from .conftest import Opener, program_ids_held_by, wait_until_unloaded
 
 LINE = re.compile(
@@ -200,3 +205,80 @@ def test_each_attach_point_reports_opens(run_tracer, opener, tmp_path, marker, m
     assert opener.open(missing) == -2
     record = json.loads(tracer.wait_for(missing))
     assert (record["ret"], record["error"]) == (-2, "ENOENT")
+
+
+WORKLOAD = Path(__file__).with_name("workload.py")
+LOADER_FILE = re.compile(r"(/etc/ld\.so\.cache|\.so(\.[0-9.]+)?)$")
+
+
+@pytest.mark.parametrize("mode,kprobe_interface", ATTACH_CASES)
+def test_each_attach_point_traces_a_command(tmp_path, mode, kprobe_interface):
+    """`openat --json -F -- CMD` per attach point: CMD's opens of every kind, its fork and thread,
+    io_uring's, full paths from the kernel, the container fields, nothing of other processes, CMD's status."""
+    feature = kprobe_feature(kprobe_interface) if mode == "kprobe" else ATTACH_FEATURES[mode]()
+    skip_unless(feature, f"{mode} ({kprobe_interface})")
+    need_root()
+    work, report = tmp_path / "work", tmp_path / "report.jsonl"
+    work.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "openat", "--attach", mode, "--kprobe-interface", kprobe_interface, "--json", "-F",
+         "--", sys.executable, str(WORKLOAD), str(work), str(report), "7"],
+        capture_output=True, timeout=120,
+    )
+    assert result.returncode == 7, result.stderr.decode()
+    assert b"Traceback" not in result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    opens = [record for record in records if record["type"] == "open"]
+    asked = [json.loads(line) for line in report.read_text().splitlines()]
+    command_pid = asked[0]["pid"]
+    assert {record["pid"] for record in opens} <= {command_pid} | {a["pid"] for a in asked}, "another process's opens"
+    # The dynamic loader's opens (its cache, shared libraries) come first, before the interpreter
+    # reads the script: the command was held before exec until the probe was attached.
+    assert opens[0]["pid"] == command_pid and LOADER_FILE.search(opens[0]["file"]), opens[0]
+    script = next(index for index, r in enumerate(opens) if r["file"] == str(WORKLOAD))
+    assert all(r["pid"] == command_pid for r in opens[:script])
+    for wanted in asked:
+        if wanted["how"] == "unsupported":
+            continue  # io_uring refused here (sysctl kernel.io_uring_disabled); said so on stderr
+        via = "io_uring" if wanted["how"].startswith("io_uring") else "syscall"
+        matches = [r for r in opens if r["file"] == wanted["path"] and r["via"] == via and r["pid"] == wanted["pid"]
+                   and (via == "syscall" or r["syscall"] == wanted["how"].removeprefix("io_uring_"))]
+        assert len(matches) == 1, (wanted, [r for r in opens if wanted["name"] in r["file"]])
+        (seen,) = matches
+        assert seen["tid"] == wanted["tid"] and seen["resolved"] is True
+        assert seen["flags"] == wanted["flags"], (wanted["name"], hex(seen["flags"]))
+        assert seen["flag_names"] == describe_flags(wanted["flags"]).split("|")
+        if wanted["ret"] is not None:
+            assert seen["ret"] == wanted["ret"], wanted
+        if wanted["how"] != "io_uring_openat" and via == "syscall":
+            assert seen["syscall"] in (wanted["how"], "do_sys_openat2")
+        assert seen["mntns"] == os.stat("/proc/self/ns/mnt").st_ino
+        assert seen["cgroup_id"] == _own_cgroup_id()
+    assert [r["error"] for r in opens if r["file"].endswith("/missing")] == ["ENOENT"]
+
+
+def _own_cgroup_id() -> int:
+    """The cgroup v2 id of this process (and of the commands it starts): its directory's inode number."""
+    from openat.tracer.containers import cgroup2_mount
+
+    with open("/proc/self/cgroup") as f:
+        path = next(line.split(":", 2)[2].strip() for line in f if line.startswith("0::"))
+    root = cgroup2_mount()
+    return os.stat(root + path).st_ino if root else 1
+
+
+def test_print_tid_and_flag_names(tmp_path):
+    """--print-tid puts tid= after pid=; --flag-names writes the flags by name; the seed's fields keep their order."""
+    from .conftest import trace_command
+
+    target = tmp_path / "target"
+    code = ("import os, threading\n"
+            f"t = threading.Thread(target=lambda: os.close(os.open({str(target)!r}, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)))\n"
+            "t.start(); t.join(); print('pid', os.getpid(), flush=True)")
+    run = trace_command(["--print-tid", "--flag-names", "--timestamp", "none"], [sys.executable, "-c", code])
+    (pid,) = [int(line.split()[1]) for line in run.output if line.startswith(b"pid ")]
+    (line,) = [line for line in run.lines if b" file=" + bytes(target) + b" " in line]
+    fields = re.match(rb"^pid=(\d+) tid=(\d+) uid=\d+ flags=(\S+) comm=\S+ file=\S+ ret=\d+$", line)
+    assert fields, line
+    assert int(fields[1]) == pid and int(fields[2]) != pid  # the thread's own id
+    assert fields[3] == b"O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC"

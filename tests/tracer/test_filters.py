@@ -24,7 +24,8 @@ def names(tmp_path, marker: bytes, *suffixes: str):
 def test_pid_filter_keeps_only_listed_processes(run_tracer, tmp_path, marker):
     wanted, other, also = Opener("wanted"), Opener("other"), Opener("also")
     try:
-        tracer = run_tracer("-p", str(wanted.pid), "--pid", str(also.pid))
+        # 4294967295: the top of the range compiles (a 32-bit compare) and matches nobody here
+        tracer = run_tracer("-p", str(wanted.pid), "--pid", str(also.pid), "-p", "4294967295")
         a, b, c = names(tmp_path, marker, "a", "b", "c")
         other.open(b)
         wanted.open(a)
@@ -51,18 +52,21 @@ def test_tid_filter(run_tracer, tmp_path, marker):
         other.close()
 
 
-def test_uid_filter(run_tracer, tmp_path, marker):
+# 4294967294 is the highest uid a process can take (-1 means "unchanged"):
+# above 2**31, where a 64-bit compare would sign-extend the immediate.
+@pytest.mark.parametrize("uid", [65534, 4294967294])
+def test_uid_filter(run_tracer, tmp_path, marker, uid):
     os.chmod(tmp_path, 0o777)
-    tracer = run_tracer("-u", "65534")
+    tracer = run_tracer("-u", str(uid))
     a, b = names(tmp_path, marker, "nobody", "root")
-    code = "import os,sys; os.setuid(65534); os.open(sys.argv[1], os.O_RDONLY|os.O_CREAT, 0o600) if False else None\n" \
+    code = "import os,sys; os.setuid(int(sys.argv[2]))\n" \
            "try:\n  os.open(sys.argv[1], os.O_WRONLY|os.O_CREAT, 0o600)\nexcept OSError: pass"
     with open(b, "w"):  # root: must not appear
         pass
-    subprocess.run([sys.executable, "-c", code, a], check=True)
+    subprocess.run([sys.executable, "-c", code, a, str(uid)], check=True)
     lines = tracer.lines_until(marker, a)
     assert [parse(line)["file"] for line in lines] == [a]
-    assert parse(lines[0])["uid"] == b"65534"
+    assert parse(lines[0])["uid"] == str(uid).encode()
 
 
 def test_uid_filter_accepts_user_names(run_tracer, tmp_path, marker):
@@ -203,6 +207,13 @@ def test_lost_events_are_counted_and_reported(run_tracer, tmp_path, marker):
 
 BAD_INPUT = [
     (["-f", "O_BOGUS"], "unknown open flag"),
+    (["-f", ""], "empty flag list"),
+    (["-f", "O_WRONLY,"], "empty flag name"),
+    (["-f", "O_WRONLY,,O_CREAT"], "empty flag name"),
+    (["-p", "4294967296"], "pid must be 0..4294967295"),
+    (["--"], "must be followed by a command"),
+    (["-o", "/nonexistent/dir/trace"], "-o /nonexistent/dir/trace: No such file or directory"),
+    (["-d", "1", "--", "true"], "exclude each other"),
     (["-p", "-5"], "pid must be"),
     (["-p", "abc"], "pid must be a number"),
     (["--bogus-option"], "unrecognized arguments"),

@@ -70,3 +70,26 @@ def test_unresolvable_names_stay_relative():
     finally:
         os.close(read_fd)
         os.close(write_fd)
+
+
+@pytest.mark.parametrize("path,normal", [
+    (b"/a/b/../c", b"/a/c"), (b"/../x", b"/x"), (b"//a//./b/", b"/a/b"), (b"/", b"/"),
+    (b"a/../../b", b"../b"), (b"a/..", b"."), (b"../x/./y", b"../x/y"),
+])
+def test_normalise_is_lexical(path, normal):
+    from openat.tracer.paths import normalise
+
+    assert normalise(path) == normal
+
+
+def test_kernel_path_joins_the_walk_and_the_name():
+    from openat.tracer.paths import kernel_path
+    from openat.tracer.records import DIR_COMPLETE, DIR_CUT, DIR_FAILED
+
+    walked = event(b"../src/./x.c")._replace(directory=b"/home/u/build", dir_state=DIR_COMPLETE)
+    assert kernel_path(walked) == b"/home/u/src/x.c"
+    assert kernel_path(walked._replace(dir_state=DIR_CUT, directory=b"u/build")) == b"u/src/x.c"
+    assert kernel_path(walked._replace(dir_state=DIR_FAILED, directory=b"")) == b"../src/./x.c"
+    assert kernel_path(event(b"/a/./b/../c")) == b"/a/c"
+    cut_name = walked._replace(filename=b"sub/..", truncated=True)  # "sub/..." cut: its end is not a ".."
+    assert kernel_path(cut_name) == b"/home/u/build/sub/.."

@@ -101,3 +101,20 @@ def test_comm_filter_zeroes_the_comm_buffer_first(layout):
     call = next(i for i, line in enumerate(lines) if "bpf_get_current_comm" in line)
     before = "\n".join(lines[max(0, call - 6) : call])
     assert "*(u64 *)(r10 - 0x50) = 0x0" in before and "*(u64 *)(r10 - 0x48) = 0x0" in before
+
+
+def test_every_program_of_every_mode_has_its_own_name(layout):
+    """bpftool shows 15 bytes of a name: no two programs may look alike there."""
+    names = [probe.name for mode in ATTACH_MODES for probe in build_probe(mode, layout, ProbeOptions())]
+    assert len(names) == len(set(names)), names
+    assert all(len(name.encode()) <= 15 and name.startswith("openat_") for name in names), names
+
+
+@pytest.mark.parametrize("field", ["pids", "tids", "uids"])
+def test_ids_over_the_whole_u32_range_compile(layout, field):
+    values = (0, 2**31 - 1, 2**31, 2**32 - 1)
+    for mode in ATTACH_MODES:
+        listing = "\n".join(p.program.listing() for p in build_probe(mode, layout, ProbeOptions(filters=Filters(**{field: values}))))
+        # JMP32 compares: each value as the 32-bit immediate, 2**31 and up shown signed
+        for shown in ("0x7fffffff", "-0x80000000", "-0x1"):
+            assert f"if w1 == {shown} goto" in listing, (mode, shown)

@@ -17,6 +17,7 @@ from openat.tracer.records import (
     encode_event,
     field_offset,
 )
+from openat.tracer.records import DIR_COMPLETE, DIR_CUT, DIR_FAILED
 from openat.tracer.schema import EVENT_HEADER, INFLIGHT
 
 from ..support import make_event
@@ -51,7 +52,7 @@ def test_layout_offsets_match_construct():
 
 def test_stale_layout_is_reported(tmp_path, monkeypatch, capsys):
     stale = tmp_path / "_layout.py"
-    stale.write_text(schema.render_layout().replace("EVENT_SIZE = 72", "EVENT_SIZE = 64"))
+    stale.write_text(schema.render_layout().replace("EVENT_SIZE = 88", "EVENT_SIZE = 64"))
     monkeypatch.setattr(schema, "LAYOUT_FILE", stale)
     assert schema.main(["--check"]) == 1
     assert "stale" in capsys.readouterr().err
@@ -78,7 +79,7 @@ def test_field_offsets_follow_definition():
     # pid_tgid's low half is the tid: one 64-bit store fills tid then pid.
     assert field_offset("pid") == field_offset("tid") + 4
     assert field_offset("gid") == field_offset("uid") + 4
-    assert field_offset("kind") + 4 == HEADER_SIZE
+    assert field_offset("dir_state") + 2 == HEADER_SIZE
     with pytest.raises(KeyError):
         field_offset("nonexistent")
 
@@ -92,6 +93,11 @@ def test_field_offsets_follow_definition():
         make_event(filename=b"\xff\n\x1b", ret=-2),
         make_event(truncated=True, filename=b"a" * 255),
         make_event(filename=b"", read_error=-14),
+        make_event(filename=b"x", cgroup_id=2**64 - 1, mntns_id=4026531841),
+        make_event(filename=b"rel", directory=b"/home/u/src", dir_state=DIR_COMPLETE),
+        make_event(filename=b"../rel", directory=b"/", dir_state=DIR_COMPLETE),
+        make_event(filename=b"a" * 40, truncated=True, directory=b"deep/er", dir_state=DIR_CUT),
+        make_event(filename=b"rel", dir_state=DIR_FAILED),
     ],
 )
 def test_round_trip(event):

@@ -17,7 +17,7 @@ from ..support import need_root
 MARK = 4096
 
 
-@pytest.mark.parametrize("span", [104, 128])
+@pytest.mark.parametrize("span", [120, 128])
 def test_reader_is_woken_when_unread_data_crosses_the_mark(span):
     """Records of one size, opened by this process only, until they pass MARK.
 
