@@ -90,7 +90,7 @@ def test_paths_are_resolved_in_the_kernel(tmp_path, mounts):
 def test_without_kernel_btf_paths_come_from_proc_and_it_is_said(monkeypatch, tmp_path):
     """Where the kernel cannot walk (no BTF offsets), -F falls back to /proc in user space, and says so."""
     need_root()
-    monkeypatch.setattr(tracer_module, "open_btf", lambda: None)
+    monkeypatch.setattr(tracer_module, "open_btf", lambda report=None: None)
     said = []
     options = ProbeOptions(full_path=True, filters=Filters(pids=(os.getpid(),)))
     with Tracer(attach="raw_tp", options=options, report=said.append) as tracer:
