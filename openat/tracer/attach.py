@@ -19,7 +19,7 @@ from ..link import kprobe, raw_tracepoint, tracepoint, tracing
 from ..syscalls import features
 from ..syscalls.btf import vmlinux_btf
 from ..syscalls.errors import BpfError, NotSupportedError, PermissionDeniedError, VerifierError
-from ..syscalls.maps import MapFd, map_create
+from ..syscalls.maps import MapFd, lift_memlock_limit, map_create
 from ..syscalls.programs import prog_load
 from ..syscalls.ringbuf import RingBuffer
 from ..syscalls.tracefs import ensure_tracefs, find_tracefs
@@ -140,7 +140,16 @@ class Tracer:
         Returns the attach mode in use. Reports one line per skipped point
         and one for the point chosen.
         """
-        self._create_maps()
+        try:
+            self._create_maps()
+        except PermissionDeniedError:
+            # Before 5.11 maps count against RLIMIT_MEMLOCK: lift it and retry once.
+            self._release_from(0)
+            self._maps.clear()
+            if not lift_memlock_limit():
+                raise
+            self.report("lifted RLIMIT_MEMLOCK: this kernel charges BPF memory to it (before 5.11)")
+            self._create_maps()
         tracefs = _tracefs_or_none()
         self._btf = open_btf()
         try:
