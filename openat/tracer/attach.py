@@ -156,6 +156,9 @@ class Tracer:
             self.layout = discover_layout(tracefs, self._btf, task_btf=bool(features.task_btf_helper()))
         except ValueError as error:  # a machine openat has no tables for
             raise TracerError(str(error)) from None
+        task_helper = features.task_btf_helper()
+        if self._btf is not None and not task_helper:  # before 5.11
+            self.report(f"no bpf_get_current_task_btf, identity from helpers: {task_helper.reason}")
         modes = ATTACH_MODES if self.attach == "auto" else (self.attach,)
         for mode in modes:
             mark = len(self._owned)

@@ -24,9 +24,8 @@ TARGET = "do_sys_openat2"
 KPROBE_PMU = Path("/sys/bus/event_source/devices/kprobe")
 BTF_VMLINUX = Path("/sys/kernel/btf/vmlinux")
 
-# x86_64 syscall numbers and uapi constants.
-SYS_PERF_EVENT_OPEN = 298
-SYS_BPF = 321
+# Syscall numbers per machine (arm64 numbers its own way), and uapi constants.
+SYS_PERF_EVENT_OPEN, SYS_BPF = {"x86_64": (298, 321), "aarch64": (241, 280)}[os.uname().machine]
 BPF_MAP_CREATE = 0
 BPF_PROG_LOAD = 5
 BPF_RAW_TRACEPOINT_OPEN = 17
