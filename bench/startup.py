@@ -58,9 +58,10 @@ import os, sys
 T0 = int(os.environ["OPENAT_STARTUP_T0"])
 MARKER = os.environ["OPENAT_STARTUP_MARKER"]
 RESULT = os.environ["OPENAT_STARTUP_RESULT"]
-import openat.tracer.cli, openat.tracer, openat.tracer.paths, openat.syscalls.errors
+import openat.tracer.cli, openat.tracer.attach, openat.tracer.paths, openat.syscalls.errors
+import openat.link.tracing
 T_IMPORTED = time.monotonic_ns()
-tracer = openat.tracer
+tracer = openat.tracer.attach
 marks = {"btf": 0}
 depth = [0]
 
@@ -79,7 +80,7 @@ def btf_timed(fn):
 
 tracer.open_btf = btf_timed(tracer.open_btf)
 tracer.discover_layout = btf_timed(tracer.discover_layout)
-tracer.Tracer._btf_id = btf_timed(tracer.Tracer._btf_id)
+openat.link.tracing.target_btf_id = btf_timed(openat.link.tracing.target_btf_id)
 real_start = tracer.Tracer.start
 
 def start(self):
@@ -213,7 +214,7 @@ def run(runs: int = 10) -> dict[str, Any]:
 
 def import_times(top: int = 15) -> list[tuple[str, float, float]]:
     """(module, self ms, cumulative ms) of the slowest imports on the tracer's path."""
-    code = "import openat.tracer.cli, openat.tracer, openat.tracer.paths, openat.syscalls.errors"
+    code = "import openat.tracer.cli, openat.tracer.attach, openat.tracer.paths, openat.syscalls.errors"
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", code], cwd=REPO, capture_output=True, text=True, check=True,
         env=dict(clean_env(), PYTHONPATH=str(REPO)),

@@ -58,6 +58,16 @@ PERF_FLAG_FD_CLOEXEC = 1 << 3
 PERF_EVENT_IOC_ENABLE = 0x2400
 PERF_EVENT_IOC_DISABLE = 0x2401
 PERF_EVENT_IOC_SET_BPF = 0x40042408  # _IOW('$', 8, __u32)
+# The perf buffer (a PERF_EVENT_ARRAY map's per-CPU rings): a software event
+# that bpf_perf_event_output() writes to, its record types, the control page's
+# data_head/data_tail/data_offset/data_size (struct perf_event_mmap_page), and
+# the flags value of bpf_perf_event_output() meaning "this CPU's slot".
+PERF_TYPE_SOFTWARE = 1
+PERF_COUNT_SW_BPF_OUTPUT = 10
+PERF_RECORD_LOST = 2
+PERF_RECORD_SAMPLE = 9
+PERF_MMAP_DATA_HEAD_OFFSET = 1024
+BPF_F_CURRENT_CPU = 0xFFFFFFFF
 
 # linux/fcntl.h: the directory fd that means "the current directory", and the
 # access-mode bits of the open flags (O_RDONLY 0, O_WRONLY 1, O_RDWR 2).

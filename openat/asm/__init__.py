@@ -25,6 +25,7 @@ _EXPORTS = {
     'AsmSyntaxError': 'errors',
     'DecodeError': 'errors',
     'FP': 'registers',
+    'Fields': 'formatter',
     'HELPER_IDS': 'helper_ids',
     'HELPER_NAMES': 'helper_ids',
     'Instruction': 'instruction',

@@ -16,7 +16,7 @@ these; llvm-mc does not):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Dict, Mapping, NamedTuple, Optional, Union
+from typing import Callable, Dict, Mapping, NamedTuple, Optional, Sequence, Union
 
 from .helper_ids import HELPER_NAMES
 from .opcodes import (
@@ -35,10 +35,12 @@ from .opcodes import (
     Form,
 )
 
-if TYPE_CHECKING:
-    from .instruction import Instruction
+# An instruction's fields (opcode, dst, src, off, imm, ...): an Instruction or any tuple
+# laid out like one. Typed structurally so that this module needs nothing from
+# openat.asm.instruction, which uses it for Instruction.__str__.
+Fields = Sequence[int]
 
-__all__ = ["LabelLookup", "format_instruction", "hex_signed"]
+__all__ = ["Fields", "LabelLookup", "format_instruction", "hex_signed"]
 
 _UINT64_MAX = (1 << 64) - 1
 
@@ -70,7 +72,7 @@ class _Context(NamedTuple):
 
 
 def format_instruction(
-    ins: Instruction,
+    ins: Fields,
     *,
     slot: int | None = None,
     label_for_slot: LabelLookup | Mapping[int, str] | None = None,

@@ -16,7 +16,7 @@ from ..syscalls.fd import FdLike
 from ..syscalls.perf import PerfEventFd, perf_event_open_kprobe, perf_event_open_kprobe_legacy
 from ..syscalls.tracefs import kprobe_events_available
 from ..uapi import ProgType
-from .link import Link
+from .link import Link, attach_perf_event
 
 __all__ = ["INTERFACES", "KPROBE_PROG_TYPE", "attach"]
 
@@ -44,12 +44,7 @@ def attach(
     if interface not in INTERFACES:
         raise ValueError(f"unknown kprobe interface {interface!r}; choose one of {', '.join(INTERFACES)}")
     event = _open_event(symbol, offset, retprobe, interface, report or (lambda message: None))
-    try:
-        event.attach_bpf(program)
-    except BaseException:
-        event.close()
-        raise
-    return Link(event.description, [event])
+    return attach_perf_event(event, program)
 
 
 def _open_event(symbol: str, offset: int, retprobe: bool, interface: str, report: Report) -> PerfEventFd:

@@ -6,9 +6,11 @@ from typing import List, Optional, Protocol, Sequence
 
 from ..syscalls.errors import BpfError
 from ..syscalls.info import LinkInfo
+from ..syscalls.fd import FdLike
 from ..syscalls.links import LinkFd
+from ..syscalls.perf import PerfEventFd
 
-__all__ = ["Closable", "Link"]
+__all__ = ["Closable", "Link", "attach_perf_event"]
 
 
 class Closable(Protocol):
@@ -75,3 +77,17 @@ class Link:
 
     def __repr__(self) -> str:
         return f"<Link {self.description}{' closed' if self.closed else ''}>"
+
+
+def attach_perf_event(event: PerfEventFd, program: FdLike) -> Link:
+    """Run ``program`` when ``event`` fires (PERF_EVENT_IOC_SET_BPF + ENABLE): a Link owning the event.
+
+    The event is closed if attaching fails: what the caller opened for this
+    attachment is gone either way.
+    """
+    try:
+        event.attach_bpf(program)
+    except BaseException:
+        event.close()
+        raise
+    return Link(event.description, [event])

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..syscalls.fd import FdLike
 from ..syscalls.perf import perf_event_open_tracepoint
 from ..uapi import ProgType
-from .link import Link
+from .link import Link, attach_perf_event
 
 __all__ = ["TRACEPOINT_PROG_TYPE", "attach"]
 
@@ -19,9 +19,4 @@ TRACEPOINT_PROG_TYPE = ProgType.TRACEPOINT
 def attach(program: FdLike, category: str, name: str) -> Link:
     """Run ``program`` on tracepoint ``category/name``; NotSupportedError when there is no such tracepoint."""
     event = perf_event_open_tracepoint(category, name)
-    try:
-        event.attach_bpf(program)
-    except BaseException:
-        event.close()
-        raise
-    return Link(event.description, [event])
+    return attach_perf_event(event, program)

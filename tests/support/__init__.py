@@ -56,7 +56,8 @@ def requires(*checks: Callable[[], features.Feature]):
         def run(*args, **kwargs):
             need_root()
             for check in checks:
-                skip_unless(check(), check.__name__.replace("_", " "))
+                name = check.__name__
+                skip_unless(check(), "such feature" if name == "<lambda>" else name.replace("_", " "))
             return test(*args, **kwargs)
 
         return run

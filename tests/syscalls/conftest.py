@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+from ..support import need_root
+
 def _open_fds() -> dict[int, str]:
     """fd → target; the directory fd listdir itself used is gone by now and dropped."""
     fds = {}
@@ -29,5 +31,4 @@ def no_fd_leaks():
 
 @pytest.fixture(scope="session")
 def root():
-    if os.geteuid() != 0:
-        pytest.skip("needs root (CI runs these as root)")
+    need_root()

@@ -6,7 +6,7 @@ import os
 import platform
 import struct
 
-from openat.asm import R0, R1, R2, R3, R4, R6, R7, R8, R10, Program
+from openat.asm import R0, R1, R2, R3, R4, R5, R6, R7, R8, R10, Program
 
 # (getpid, getppid) syscall numbers: the tests trigger these on purpose.
 _NR = {"x86_64": (39, 110), "aarch64": (172, 173), "arm64": (172, 173)}
@@ -171,5 +171,61 @@ def sys_enter_sequence_to_ringbuf() -> Program:
     p.call("ringbuf_submit")
     p.label("out")
     p.mov(R0, 0)
+    p.exit()
+    return p
+
+
+# Perf buffer samples: (u64 sequence, u64 sequence ^ PERF_PATTERN), 16 bytes.
+PERF_PATTERN = 0x5A5A_1234_A5A5_4321
+PERF_SAMPLE = struct.Struct("=QQ")
+XDP_PASS = 2
+
+
+def perf_output_sequence(on_sys_enter: bool, size: int = PERF_SAMPLE.size, tgids: tuple[int, ...] = ()) -> Program:
+    """Each run sends a ``size``-byte sample starting ``(seq, seq ^ PERF_PATTERN)``, zeros after,
+    to perf_event_array 'events'.
+
+    Array map 'counter' (one 24-byte value): [0] the next sequence number,
+    [8] how many outputs failed, [16] the last failure's error code. With
+    ``on_sys_enter`` a raw_tp sys_enter program that fires for the getppid
+    of this process and of ``tgids`` only; else an XDP program for
+    BPF_PROG_TEST_RUN.
+    """
+    if size % 8 or not PERF_SAMPLE.size <= size <= 256:
+        raise ValueError(f"sample size {size} is not a multiple of 8 in 16..256")
+    p = Program()
+    p.mov(R6, R1)
+    if on_sys_enter:
+        p.call("get_current_pid_tgid")
+        p.rsh(R0, 32)
+        for tgid in tgids:
+            p.jeq(R0, tgid, "ours")
+        p.jne(R0, os.getpid(), "out")
+        p.label("ours")
+        p.ldxdw(R7, R6, 8)
+        p.jne(R7, NR_GETPPID, "out")
+    counter_slot(p)
+    p.mov(R8, R0)
+    p.mov(R7, 1)
+    p.atomic_fetch_add(R8, 0, R7)
+    for offset in range(16, size, 8):
+        p.stdw(R10, offset - size, 0)
+    p.stxdw(R10, -size, R7)
+    p.lddw(R1, PERF_PATTERN)
+    p.xor(R1, R7)
+    p.stxdw(R10, 8 - size, R1)
+    p.mov(R1, R6)
+    p.ld_map_fd(R2, "events")
+    p.lddw(R3, 0xFFFFFFFF)  # BPF_F_CURRENT_CPU
+    p.mov(R4, R10)
+    p.add(R4, -size)
+    p.mov(R5, size)
+    p.call("perf_event_output")
+    p.jeq(R0, 0, "out")
+    p.mov(R1, 1)
+    p.atomic_add(R8, 8, R1)
+    p.stxdw(R8, 16, R0)
+    p.label("out")
+    p.mov(R0, 0 if on_sys_enter else XDP_PASS)
     p.exit()
     return p

@@ -15,6 +15,8 @@ from typing import Iterator, List, Optional, Set
 
 import pytest
 
+from ..support import need_root
+
 OPENER = Path(__file__).with_name("opener.py")
 ATTACH_TIMEOUT_S = 30
 EVENT_TIMEOUT_S = 30  # a bound for loaded machines (CI, the qemu guest), not a timing check
@@ -28,11 +30,6 @@ def cgroup2_root() -> str:
             if fields[2] == "cgroup2":
                 return fields[1]
     pytest.skip("no cgroup v2 hierarchy mounted: --cgroup needs one")
-
-
-def need_root() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root (CAP_BPF + CAP_PERFMON) to load BPF programs")
 
 
 class TracerProcess:
@@ -164,11 +161,6 @@ class Opener:
             self.process.stdin.close()
             self.process.wait(timeout=10)
         self.process.stdout.close()
-
-
-@pytest.fixture
-def unique_dir(tmp_path: Path) -> Path:
-    return tmp_path
 
 
 @pytest.fixture

@@ -8,10 +8,11 @@ import pytest
 
 from openat.tracer.doctor import attach_support
 
+from ..support import need_root
+
 
 def test_doctor_reports_this_kernel():
-    if os.geteuid() != 0:
-        pytest.skip("doctor's attach checks need root")
+    need_root()
     result = subprocess.run([sys.executable, "-m", "openat", "doctor"], capture_output=True, text=True, timeout=120)
     lines = {line.split()[1] if line.split()[1] != "attach" else " ".join(line.split()[1:3]): line
              for line in result.stdout.splitlines() if line[:4].strip() in ("OK", "WARN", "FAIL")}

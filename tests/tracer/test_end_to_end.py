@@ -9,6 +9,7 @@ import signal
 
 import pytest
 
+from ..support import ATTACH_FEATURES, kprobe_feature, skip_unless
 from .conftest import Opener, program_ids_held_by, wait_until_unloaded
 
 LINE = re.compile(
@@ -125,12 +126,8 @@ CLEANUP_CASES = [
 
 @pytest.mark.parametrize("sig,args", CLEANUP_CASES)
 def test_signal_detaches_everything_and_reports_lost(run_tracer, sig, args):
-    from openat.tracer.doctor import attach_support
-
     if args:
-        usable, reason = attach_support("kprobe", "tracefs")
-        if not usable:
-            pytest.skip(f"tracefs kprobe_events are not available on this kernel: {reason}")
+        skip_unless(kprobe_feature("tracefs"), "tracefs kprobe_events")
     tracer = run_tracer(*args)
     mine = program_ids_held_by(tracer.process.pid)
     assert len(mine) >= 1, "the tracer's programs should be loaded while it runs"
@@ -179,11 +176,8 @@ ATTACH_CASES = [
 @pytest.mark.parametrize("mode,kprobe_interface", ATTACH_CASES)
 def test_each_attach_point_reports_opens(run_tracer, opener, tmp_path, marker, mode, kprobe_interface):
     """openat, openat2 and a failed open, through one tracer per attach point."""
-    from openat.tracer.doctor import attach_support
-
-    usable, reason = attach_support(mode, kprobe_interface)
-    if not usable:
-        pytest.skip(f"{mode} ({kprobe_interface}) is not available on this kernel: {reason}")
+    feature = kprobe_feature(kprobe_interface) if mode == "kprobe" else ATTACH_FEATURES[mode]()
+    skip_unless(feature, f"{mode} ({kprobe_interface})")
     tracer = run_tracer("--attach", mode, "--kprobe-interface", kprobe_interface, "--json")
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
     cases = [

@@ -6,7 +6,9 @@ import pytest
 
 from openat.tracer.flags import FlagError, describe_flags, flag_bits, parse_flag_filter
 from openat.tracer.paths import full_path, resolve
-from openat.tracer.records import KIND_COMPLETE, OpenEvent
+from openat.tracer.records import OpenEvent
+
+from ..support import make_event
 
 
 def test_access_modes_are_values_not_bits():
@@ -36,8 +38,9 @@ def test_describe_flags():
 
 
 def event(name: bytes, dfd: int = -100, pid: int = 0, tid: int = 0) -> OpenEvent:
+    """An open of ``name`` relative to ``dfd`` by ``pid``/``tid`` (default: this process)."""
     pid = pid or os.getpid()
-    return OpenEvent(0, tid or pid, pid, 0, 0, 0, 3, dfd, 2, b"t", name, False, None, KIND_COMPLETE)
+    return make_event(filename=name, dfd=dfd, pid=pid, tid=tid or pid)
 
 
 def test_absolute_names_are_kept():

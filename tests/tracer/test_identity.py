@@ -18,7 +18,8 @@ from openat.tracer.probe import ProbeOptions
 from openat.tracer.records import decode_event
 from openat.tracer.attach import Tracer, open_btf
 
-from .conftest import EVENT_TIMEOUT_S, need_root
+from ..support import need_root
+from .conftest import EVENT_TIMEOUT_S
 
 THREAD_COMM = b"ident-\x01thread"  # 14 bytes: a control byte and all
 

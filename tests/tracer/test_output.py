@@ -12,30 +12,18 @@ from hypothesis import strategies as st
 from openat.tracer.output import TIMESTAMP_MODES, Clock, JsonFormatter, TextFormatter, escape, format_return, unescape
 from openat.tracer.records import KIND_COMPLETE, KIND_ENTRY, OpenEvent, encode_event, field_offset
 
+from ..support import make_event
+
 LINE = re.compile(
     r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ pid=\d+ uid=\d+ flags=0x[0-9a-f]+ comm=\S* file=\S*( ret=\S+)?$"
 )
 
 
 def event(name: bytes, comm: bytes = b"cat", **changes) -> OpenEvent:
-    fields = dict(
-        timestamp_ns=Clock().start_monotonic_ns,
-        tid=11,
-        pid=10,
-        uid=1000,
-        gid=1000,
-        flags=0,
-        ret=3,
-        dfd=-100,
-        syscall=2,
-        comm=comm,
-        filename=name,
-        truncated=False,
-        read_error=None,
-        kind=KIND_COMPLETE,
-    )
+    """An open of ``name`` by ``comm`` (pid 10, tid 11, uid 1000, flags 0) stamped now."""
+    fields = dict(timestamp_ns=Clock().start_monotonic_ns, tid=11, pid=10, uid=1000, gid=1000, flags=0)
     fields.update(changes)
-    return OpenEvent(**fields)
+    return make_event(filename=name, comm=comm, **fields)
 
 
 HOSTILE = [

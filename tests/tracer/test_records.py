@@ -19,26 +19,7 @@ from openat.tracer.records import (
 )
 from openat.tracer.schema import EVENT_HEADER, INFLIGHT
 
-
-def make_event(**changes) -> OpenEvent:
-    base = dict(
-        timestamp_ns=123_456_789,
-        tid=4321,
-        pid=1234,
-        uid=1000,
-        gid=100,
-        flags=0o101,
-        ret=3,
-        dfd=-100,
-        syscall=2,
-        comm=b"cat",
-        filename=b"/etc/hosts",
-        truncated=False,
-        read_error=None,
-        kind=KIND_COMPLETE,
-    )
-    base.update(changes)
-    return OpenEvent(**base)
+from ..support import make_event
 
 
 def test_derived_decoder_matches_construct_definition():

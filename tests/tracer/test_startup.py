@@ -8,6 +8,8 @@ import sys
 import openat.tracer.attach
 from openat.tracer import cli
 
+from ..support import make_event
+
 
 class FakeTracer:
     """Stands in for Tracer: records the poll timeouts, advances a fake clock by them."""
@@ -98,10 +100,10 @@ class BurstTracer(FakeTracer):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
-        from openat.tracer.records import KIND_COMPLETE, OpenEvent, encode_event
+        from openat.tracer.records import encode_event
 
         self.waiting = int(cli.OUTPUT_CHUNK_LINES * 2.5)
-        self.record = encode_event(OpenEvent(0, 1, 1, 0, 0, 0, 3, -100, 2, b"burst", b"/burst", False, None, KIND_COMPLETE))
+        self.record = encode_event(make_event(tid=1, pid=1, uid=0, flags=0, comm=b"burst", filename=b"/burst"))
 
     def poll_records(self, on_record, timeout_ms: int = 100, limit=None, *, in_place: bool = False) -> int:
         count = super().poll_records(on_record, timeout_ms, limit)

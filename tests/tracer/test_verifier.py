@@ -6,13 +6,12 @@ import os
 
 import pytest
 
-import functools
-
 from openat.tracer import doctor
 from openat.tracer.probe import ATTACH_MODES, Filters, ProbeOptions
 from openat.tracer.attach import Tracer
 
-from .conftest import cgroup2_root, need_root
+from ..support import ATTACH_FEATURES, need_root, skip_unless
+from .conftest import cgroup2_root
 
 ALL_FILTERS = Filters(
     pids=(1, 2), tids=(3,), uids=(0, 1000), comm=b"cat", failed_only=True,
@@ -20,20 +19,12 @@ ALL_FILTERS = Filters(
 )
 
 
-@functools.lru_cache(maxsize=None)
-def attach_support(mode: str):
-    """doctor.attach_support, asked once per mode for all the variants."""
-    return doctor.attach_support(mode)
-
-
 @pytest.mark.parametrize("filename_size", [2, 256, 4096])
 @pytest.mark.parametrize("filters", [Filters(), ALL_FILTERS], ids=["no-filters", "all-filters"])
 @pytest.mark.parametrize("mode", ATTACH_MODES)
 def test_probe_variant_loads(mode, filters, filename_size):
     need_root()
-    usable, reason = attach_support(mode)
-    if not usable:
-        pytest.skip(f"{mode} is not available on this kernel: {reason}")
+    skip_unless(ATTACH_FEATURES[mode](), mode)
     cgroup_fd = os.open(cgroup2_root(), os.O_RDONLY | os.O_DIRECTORY) if filters.cgroup else None
     try:
         options = ProbeOptions(filename_size=filename_size, filters=filters)
@@ -49,5 +40,7 @@ def test_the_three_syscall_attach_points_work_here():
     """This kernel has tracepoints, raw_tp and tp_btf: none may be skipped."""
     need_root()
     for mode in ("tp_btf", "raw_tp", "tracepoint"):
-        usable, reason = attach_support(mode)
+        feature = ATTACH_FEATURES[mode]()
+        assert feature, f"{mode}: {feature.reason}"
+        usable, reason = doctor.attach_support(mode)
         assert usable, f"{mode}: {reason}"

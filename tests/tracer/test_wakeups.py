@@ -12,7 +12,7 @@ from openat.tracer.records import HEADER_SIZE
 from openat.uapi import BPF_RINGBUF_HDR_SZ
 from openat.tracer.attach import Tracer
 
-from .conftest import need_root
+from ..support import need_root
 
 MARK = 4096
 
