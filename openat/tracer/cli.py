@@ -148,6 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--kprobe-interface", choices=("auto", "pmu", "tracefs"), default="auto",
         help="how --attach kprobe makes its probes: the perf kprobe PMU, tracefs kprobe_events, or auto (PMU, else tracefs)",
     )
+    probe.add_argument(
+        "--transport", choices=("auto", "ringbuf", "perf"), default="auto",
+        help="how records reach openat: the BPF ring buffer, a perf event array (--ring-size per CPU), "
+        "or auto (the ring buffer, else perf: kernels before 5.8)",
+    )
     probe.add_argument("--dump", action="store_true", help="print the probe's annotated disassembly and exit")
     probe.add_argument(
         "--filename-size", type=int, default=ProbeOptions().filename_size, metavar="BYTES",
@@ -180,7 +185,10 @@ def options_from(args: argparse.Namespace) -> ProbeOptions:
             flag_mask=mask,
             cgroup=args.cgroup is not None,
         )
-        return ProbeOptions(filename_size=args.filename_size, wakeup_mark=ring // 8, filters=filters)
+        return ProbeOptions(
+            filename_size=args.filename_size, wakeup_mark=ring // 8, filters=filters,
+            perf_output=args.transport == "perf",  # for --dump; the tracer decides for auto
+        )
     except ValueError as error:
         raise UsageError(str(error)) from None
 
@@ -240,7 +248,7 @@ def _trace(args: argparse.Namespace, options: ProbeOptions, cgroup_fd: Optional[
     previous = signal.signal(signal.SIGTERM, on_sigterm)
     tracer = Tracer(
         attach=args.attach, options=options, ring_size=args.ring_size, report=_warn, cgroup_fd=cgroup_fd,
-        kprobe_interface=args.kprobe_interface,
+        kprobe_interface=args.kprobe_interface, transport=args.transport,
     )
     reader = _Reader(tracer, _formatter(args), sys.stdout, args.json)
     try:

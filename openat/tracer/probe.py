@@ -32,10 +32,11 @@ from __future__ import annotations
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from ..arch import arch
-from ..asm import R0, R1, R2, R3, R4, R6, R7, R8, R9, R10, W0, W1, W2, Program, Register
+from ..asm import R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10, W0, W1, W2, Program, Register
 from ..uapi import (
     AT_FDCWD,
     BPF_ANY,
+    BPF_F_CURRENT_CPU,
     BPF_RB_AVAIL_DATA,
     BPF_RB_FORCE_WAKEUP,
     BPF_RB_NO_WAKEUP,
@@ -163,6 +164,7 @@ class _OptionFields(NamedTuple):
     filename_size: int = DEFAULT_FILENAME_SIZE  # bytes, NUL included
     wakeup_mark: int = DEFAULT_RING_SIZE // 8  # the reader is woken each time unread data crosses a multiple of this
     filters: Filters = Filters()
+    perf_output: bool = False  # send with perf_event_output to a PERF_EVENT_ARRAY (no ring buffer)
 
 
 class ProbeOptions(_OptionFields):
@@ -344,6 +346,9 @@ def _send(p: Program, options: ProbeOptions, layout: KernelLayout) -> None:
     p.label("bounded")
     p.add(R9, HEADER_SIZE)
 
+    if options.perf_output:
+        _perf_output(p)
+        return
     # Wake the reader only when this record makes the unread data cross a
     # multiple of the mark: waking on every record above it would cost
     # microseconds per record exactly when the reader is behind. The unread
@@ -369,6 +374,22 @@ def _send(p: Program, options: ProbeOptions, layout: KernelLayout) -> None:
     p.mov(R2, RECORD)
     p.mov(R3, R9)
     p.call("ringbuf_output")
+    p.jeq(R0, 0, "out")
+    _count_lost(p)
+
+
+def _perf_output(p: Program) -> None:
+    """perf_event_output(ctx, events, this CPU, RECORD, R9 bytes), counting a refusal as lost.
+
+    The perf ring wakes the reader itself, by its watermark (PerfBuffer's
+    ``wakeup_bytes``), so there is no wakeup decision here.
+    """
+    p.mov(R1, CTX)
+    p.ld_map_fd(R2, EVENTS_MAP)
+    p.lddw(R3, BPF_F_CURRENT_CPU)
+    p.mov(R4, RECORD)
+    p.mov(R5, R9)
+    p.call("perf_event_output")
     p.jeq(R0, 0, "out")
     _count_lost(p)
 
