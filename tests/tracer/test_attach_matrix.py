@@ -363,3 +363,15 @@ def test_auto_transport_falls_back_to_perf_without_a_ring_buffer(monkeypatch):
         tracer.start()
         assert tracer.transport == "perf"
     assert f"no BPF ring buffer ({no_ring.reason}): sending records through a perf event array" in reports
+
+
+@pytest.mark.parametrize("mode", ATTACH_MODES)
+def test_every_filter_loads_over_perf(mode):
+    """The perf transport's probe passes this kernel's verifier in every mode, with every filter."""
+    need_root()
+    skip_unless(ATTACH_FEATURES[mode](), mode)
+    every = Filters(pids=(1, 2), tids=(3,), uids=(0, 1000), comm=b"cat", failed_only=True, access_modes=(0, 2), flag_mask=0o100)
+    for size in (2, 4096):
+        with Tracer(attach=mode, options=ProbeOptions(filename_size=size, filters=every), ring_size=1 << 12, transport="perf") as tracer:
+            assert tracer.start() == mode
+            assert any("perf_event_output" in probe.program.listing() for probe in tracer.programs)
