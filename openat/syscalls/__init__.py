@@ -91,6 +91,7 @@ _EXPORTS = {
     'kprobe_events_available': 'tracefs',
     'kprobe_pmu_retprobe_bit': 'perf',
     'kprobe_pmu_type': 'perf',
+    'lift_memlock_limit': 'maps',
     'link_create': 'links',
     'link_detach': 'links',
     'link_get_fd_by_id': 'links',

@@ -23,6 +23,7 @@ __all__ = [
     "map_get_next_key",
     "map_lookup_elem",
     "map_update_elem",
+    "lift_memlock_limit",
     "possible_cpus",
 ]
 
@@ -248,3 +249,23 @@ def map_get_fd_by_id(map_id: int) -> MapFd:
     except BaseException:
         os.close(fd)
         raise
+
+
+def lift_memlock_limit() -> bool:
+    """Raise RLIMIT_MEMLOCK to unlimited; True when it was lower and now is not.
+
+    Kernels before 5.11 charge every BPF map and program to the locked-memory
+    limit (64 KiB for a process of 5.10's own init), so creating maps there
+    fails with EPERM even for root; later kernels charge memory cgroups and
+    ignore the limit. Root may raise it; others get False.
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+    if soft == resource.RLIM_INFINITY:
+        return False
+    try:
+        resource.setrlimit(resource.RLIMIT_MEMLOCK, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    except (ValueError, OSError):
+        return False
+    return True

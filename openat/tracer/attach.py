@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import struct
 from typing import Callable, Dict, List, NamedTuple, Optional
 
@@ -19,8 +20,9 @@ from ..link import kprobe, raw_tracepoint, tracepoint, tracing
 from ..syscalls import features
 from ..syscalls.btf import vmlinux_btf
 from ..syscalls.errors import BpfError, NotSupportedError, PermissionDeniedError, VerifierError
-from ..syscalls.maps import MapFd, map_create
+from ..syscalls.maps import MapFd, lift_memlock_limit, map_create, possible_cpus
 from ..syscalls.programs import prog_load
+from ..syscalls.perfbuf import PerfBuffer
 from ..syscalls.ringbuf import RingBuffer
 from ..syscalls.tracefs import ensure_tracefs, find_tracefs
 from ..uapi import MapType
@@ -47,14 +49,18 @@ from .probe import (
     build_uring_probe,
     scratch_value_size,
 )
-from .records import OpenEvent, decode_event
+from .records import HEADER_SIZE, OpenEvent, decode_event, field_offset
 
-__all__ = ["Attempt", "OPEN_FUNCTIONS", "Tracer", "TracerError", "dump_probe", "open_btf", "wanted_features"]
+__all__ = ["Attempt", "OPEN_FUNCTIONS", "TRANSPORTS", "Tracer", "TracerError", "dump_probe", "open_btf", "wanted_features"]
 
 Report = Callable[[str], None]
 
 # The function every open goes through since Linux 5.6 (do_sys_open before).
 OPEN_FUNCTIONS = features.OPEN_FUNCTIONS
+
+# How records reach the reader: the BPF ring buffer (5.8+), or a perf event
+# array (every kernel with BPF; auto falls back to it where there is no ring).
+TRANSPORTS = ("auto", "ringbuf", "perf")
 
 
 class TracerError(Exception):
@@ -103,13 +109,19 @@ class Tracer:
         *,
         container_fd: Optional[int] = None,
         io_uring: bool = True,
+        transport: str = "auto",
     ) -> None:
         """``kprobe_interface``: how kprobes are made: ``pmu`` (the perf
         kprobe PMU), ``tracefs`` (legacy kprobe_events, removed on close) or
         ``auto`` (the PMU, else tracefs). ``cgroup_fd`` and ``container_fd``:
         open cgroup v2 directories for ``Filters.cgroup`` and
         ``Filters.container``. ``io_uring``: also report opens made by
-        io_uring requests (where the kernel lets us: see :attr:`missing`)."""
+        io_uring requests (where the kernel lets us: see :attr:`missing`).
+        ``transport``: one of TRANSPORTS; with ``perf`` each CPU has a ring
+        of ``ring_size`` bytes."""
+        if transport not in TRANSPORTS:
+            raise TracerError(f"unknown transport {transport!r}; choose one of {', '.join(TRANSPORTS)}")
+        self.transport = transport
         if kprobe_interface not in kprobe.INTERFACES:
             raise TracerError(f"unknown kprobe interface {kprobe_interface!r}; choose one of {', '.join(kprobe.INTERFACES)}")
         self.kprobe_interface = kprobe_interface
@@ -128,7 +140,7 @@ class Tracer:
         self.programs: List[ProbeProgram] = []
         self._owned: List[object] = []  # closed in reverse order
         self._maps: Dict[str, MapFd] = {}
-        self._ring: Optional[RingBuffer] = None
+        self._ring: "Optional[RingBuffer | _PerfReader]" = None
         self._btf: Optional[Btf] = None
 
     # -- lifetime
@@ -164,7 +176,20 @@ class Tracer:
         Returns the attach mode in use. Reports one line per skipped point
         and one for the point chosen.
         """
-        self._create_maps()
+        self._choose_transport()
+        try:
+            self._create_maps()
+        except PermissionDeniedError:
+            # Before 5.11 maps count against RLIMIT_MEMLOCK: lift it and retry once.
+            self._release_from(0)
+            self._maps.clear()
+            if not lift_memlock_limit():
+                raise
+            self.report("lifted RLIMIT_MEMLOCK: this kernel charges BPF memory to it (before 5.11)")
+            self._create_maps()
+        # The reader before any probe: a perf array's slots must hold the
+        # CPUs' events before the first output, or those records are lost.
+        self._ring = self._open_reader()
         tracefs = _tracefs_or_none()
         self._btf = open_btf(self.report)
         try:
@@ -173,6 +198,9 @@ class Tracer:
         except ValueError as error:  # a machine openat has no tables for
             raise TracerError(str(error)) from None
         self._note_missing()
+        task_helper = features.task_btf_helper()
+        if self._btf is not None and not task_helper:  # before 5.11
+            self.report(f"no bpf_get_current_task_btf, identity from helpers: {task_helper.reason}")
         modes = ATTACH_MODES if self.attach == "auto" else (self.attach,)
         for mode in modes:
             mark = len(self._owned)
@@ -195,7 +223,6 @@ class Tracer:
             self.attempts.append(Attempt(mode))
             extras = self._attach_extras()
             self._btf = None  # only loading needs it
-            self._ring = RingBuffer(self._maps[EVENTS_MAP], wakeups_only=True)
             self.report(f"tracing opens via {mode} ({_targets(self.programs[: len(self.programs) - extras])})"
                         + (f", io_uring opens via tracepoint ({_targets(self.uring_programs)})" if self.uring_programs else ""))
             return mode
@@ -272,8 +299,27 @@ class Tracer:
         if not keep_programs:
             self.programs = []
 
+    def _choose_transport(self) -> None:
+        """Decide ringbuf or perf (``self.transport`` becomes the one in use) and tell the probe."""
+        if self.transport == "auto":
+            ring = features.ringbuf()
+            # Only where a perf array can be made: without privileges neither
+            # can, and the ring's own error is the one to show.
+            self.transport = "perf" if not ring and features.perf_event_array() else "ringbuf"
+            if self.transport == "perf":
+                self.report(f"no BPF ring buffer ({ring.reason}): sending records through a perf event array")
+        self.options = self.options._replace(perf_output=self.transport == "perf")
+
+    def _open_reader(self) -> "RingBuffer | _PerfReader":
+        if self.transport == "perf":
+            return _PerfReader(self._maps[EVENTS_MAP], self.ring_size, self.options)
+        return RingBuffer(self._maps[EVENTS_MAP], wakeups_only=True)
+
     def _create_maps(self) -> None:
-        ring = map_create(MapType.RINGBUF, 0, 0, self.ring_size, name="openat_events")
+        if self.transport == "perf":
+            ring = map_create(MapType.PERF_EVENT_ARRAY, 4, 4, possible_cpus(), name="openat_events")
+        else:
+            ring = map_create(MapType.RINGBUF, 0, 0, self.ring_size, name="openat_events")
         scratch = map_create(
             MapType.PERCPU_ARRAY, 4, scratch_value_size(self.options), 1, name="openat_scratch"
         )
@@ -396,7 +442,7 @@ class Tracer:
         """
         return self._started_ring().wait(timeout_ms)
 
-    def _started_ring(self) -> RingBuffer:
+    def _started_ring(self) -> "RingBuffer | _PerfReader":
         if self._ring is None:
             raise TracerError("the tracer is not started")
         return self._ring
@@ -414,7 +460,54 @@ class Tracer:
             value = lost.lookup(0)
         except BpfError:
             return 0
-        return struct.unpack("<Q", value)[0] if value else 0
+        counted = struct.unpack("<Q", value)[0] if value else 0
+        if isinstance(self._ring, _PerfReader):
+            # The probe counts each output the kernel refused; a perf ring
+            # also reports its drops itself (PERF_RECORD_LOST, once there is
+            # room again): the same records, so the larger count, not the sum.
+            return max(counted, self._ring.lost)
+        return counted
+
+
+_FILENAME_LEN = field_offset("filename_len")
+
+
+class _PerfReader:
+    """The perf event array seen as the tracer's ring: wait, consume, close.
+
+    Perf pads each sample to 8 bytes; the record's own length (header plus
+    the name bytes the probe sent) is read back from its ``filename_len``.
+    """
+
+    def __init__(self, events: MapFd, ring_size: int, options: ProbeOptions) -> None:
+        pages = max(1, ring_size // os.sysconf("SC_PAGE_SIZE"))
+        self._filename_size = options.filename_size
+        self._buffer = PerfBuffer(events, pages=1 << (pages.bit_length() - 1), wakeup_bytes=options.wakeup_mark)
+
+    @property
+    def lost(self) -> int:
+        return self._buffer.lost
+
+    def wait(self, timeout_ms: int = -1) -> bool:
+        timeout = None if timeout_ms is None or timeout_ms < 0 else timeout_ms / 1000.0
+        return bool(select.select([self._buffer.fileno()], [], [], timeout)[0])
+
+    def consume(self, callback, limit: Optional[int] = None, *, in_place: bool = False) -> int:
+        """Every waiting record to ``callback`` (``limit`` is not needed: perf rings are drained whole)."""
+        size = self._filename_size
+
+        def on_sample(cpu: int, data: memoryview) -> None:
+            name_len = struct.unpack_from("<i", data, _FILENAME_LEN)[0]
+            length = HEADER_SIZE + min(max(name_len, 0), size)
+            if in_place:
+                callback(data, 0, length)
+            else:
+                callback(data[:length])
+
+        return self._buffer.consume(on_sample)
+
+    def close(self) -> None:
+        self._buffer.close()
 
 
 def _targets(programs: List[ProbeProgram]) -> str:

@@ -177,6 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--kprobe-interface", choices=("auto", "pmu", "tracefs"), default="auto",
         help="how --attach kprobe makes its probes: the perf kprobe PMU, tracefs kprobe_events, or auto (PMU, else tracefs)",
     )
+    probe.add_argument(
+        "--transport", choices=("auto", "ringbuf", "perf"), default="auto",
+        help="how records reach openat: the BPF ring buffer, a perf event array (--ring-size per CPU), "
+        "or auto (the ring buffer, else perf: kernels before 5.8)",
+    )
     probe.add_argument("--dump", action="store_true", help="print the probe's annotated disassembly and exit")
     probe.add_argument(
         "--filename-size", type=int, default=ProbeOptions().filename_size, metavar="BYTES",
@@ -211,8 +216,11 @@ def options_from(args: argparse.Namespace) -> ProbeOptions:
             container=args.container is not None,
             follow=bool(args.command),
         )
-        return ProbeOptions(filename_size=args.filename_size, wakeup_mark=ring // 8, filters=filters,
-                            containers=args.json, full_path=args.full_path)
+        return ProbeOptions(
+            filename_size=args.filename_size, wakeup_mark=ring // 8, filters=filters,
+            containers=args.json, full_path=args.full_path,
+            perf_output=args.transport == "perf",  # for --dump; the tracer decides for auto
+        )
     except ValueError as error:
         raise UsageError(str(error)) from None
 
@@ -379,7 +387,7 @@ def _trace(args: argparse.Namespace, options: ProbeOptions, opened: _Opened, sto
     stop.note_only()  # from here on the kernel holds what we made: signals end the loop, never cut it short
     tracer = Tracer(
         attach=args.attach, options=options, ring_size=args.ring_size, report=_warn, cgroup_fd=opened.cgroup_fd,
-        kprobe_interface=args.kprobe_interface, container_fd=opened.container_fd,
+        kprobe_interface=args.kprobe_interface, container_fd=opened.container_fd, transport=args.transport,
     )
     reader = _Reader(tracer, None, opened.output, args.json, stop)
     clock = Clock(args.timestamp)  # before attaching: "relative" counts from the start of tracing

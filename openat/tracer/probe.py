@@ -32,10 +32,11 @@ from __future__ import annotations
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from ..arch import arch
-from ..asm import R0, R1, R2, R3, R4, R6, R7, R8, R9, R10, W0, W1, W2, Program, Register
+from ..asm import R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10, W0, W1, W2, Program, Register
 from ..uapi import (
     AT_FDCWD,
     BPF_ANY,
+    BPF_F_CURRENT_CPU,
     BPF_RB_AVAIL_DATA,
     BPF_RB_FORCE_WAKEUP,
     BPF_RB_NO_WAKEUP,
@@ -186,6 +187,7 @@ class _OptionFields(NamedTuple):
     filters: Filters = Filters()
     containers: bool = False  # fill cgroup_id and mntns_id (JSON, --container)
     full_path: bool = False  # walk the opener's directory for relative names (-F), where the layout allows
+    perf_output: bool = False  # send with perf_event_output to a PERF_EVENT_ARRAY (no ring buffer)
 
 
 class ProbeOptions(_OptionFields):
@@ -449,6 +451,9 @@ def _output(p: Program, options: ProbeOptions, done: str = "out") -> None:
 
     Goes on at ``done`` either way.
     """
+    if options.perf_output:
+        _perf_output(p, done)
+        return
     # Wake the reader only when this record makes the unread data cross a
     # multiple of the mark: waking on every record above it would cost
     # microseconds per record exactly when the reader is behind. The unread
@@ -474,6 +479,24 @@ def _output(p: Program, options: ProbeOptions, done: str = "out") -> None:
     p.mov(R2, RECORD)
     p.mov(R3, R9)
     p.call("ringbuf_output")
+    p.jeq(R0, 0, done)
+    _count_lost(p)
+    if done != "out":
+        p.ja(done)
+
+
+def _perf_output(p: Program, done: str = "out") -> None:
+    """perf_event_output(ctx, events, this CPU, RECORD, R9 bytes), counting a refusal as lost.
+
+    The perf ring wakes the reader itself, by its watermark (PerfBuffer's
+    ``wakeup_bytes``), so there is no wakeup decision here.
+    """
+    p.mov(R1, CTX)
+    p.ld_map_fd(R2, EVENTS_MAP)
+    p.lddw(R3, BPF_F_CURRENT_CPU)
+    p.mov(R4, RECORD)
+    p.mov(R5, R9)
+    p.call("perf_event_output")
     p.jeq(R0, 0, done)
     _count_lost(p)
     if done != "out":

@@ -24,9 +24,8 @@ TARGET = "do_sys_openat2"
 KPROBE_PMU = Path("/sys/bus/event_source/devices/kprobe")
 BTF_VMLINUX = Path("/sys/kernel/btf/vmlinux")
 
-# x86_64 syscall numbers and uapi constants.
-SYS_PERF_EVENT_OPEN = 298
-SYS_BPF = 321
+# Syscall numbers per machine (arm64 numbers its own way), and uapi constants.
+SYS_PERF_EVENT_OPEN, SYS_BPF = {"x86_64": (298, 321), "aarch64": (241, 280)}[os.uname().machine]
 BPF_MAP_CREATE = 0
 BPF_PROG_LOAD = 5
 BPF_RAW_TRACEPOINT_OPEN = 17
@@ -269,7 +268,18 @@ def test_fentry_fexit_attach(attach_type):
         os.close(prog)
 
 
-def test_ringbuf_map_create():
+@pytest.fixture
+def memlock_unlimited():
+    """Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK (64 KiB in the 5.10 guest): lift it, as root may."""
+    import resource
+
+    saved = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+    resource.setrlimit(resource.RLIMIT_MEMLOCK, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    yield
+    resource.setrlimit(resource.RLIMIT_MEMLOCK, saved)
+
+
+def test_ringbuf_map_create(memlock_unlimited):
     attr = bytearray(72)
     struct.pack_into("<IIII", attr, 0, BPF_MAP_TYPE_RINGBUF, 0, 0, 1 << 16)
     try:

@@ -14,6 +14,7 @@ import time
 import pytest
 
 import openat.tracer.attach as tracer_module
+from openat.syscalls import features
 from openat.tracer.probe import ProbeOptions
 from openat.tracer.records import decode_event
 from openat.tracer.attach import Tracer, open_btf
@@ -46,6 +47,8 @@ def test_identity_of_the_opening_thread(monkeypatch, tmp_path, mode, source):
     need_root()
     if source == "task-btf" and open_btf() is None:
         pytest.skip("the kernel exposes no BTF: the probe can only use helpers")
+    if source == "task-btf" and not features.task_btf_helper():
+        pytest.skip(f"this kernel has no bpf_get_current_task_btf (5.11+): {features.task_btf_helper().reason}")
     if source == "helpers":
         discover = tracer_module.discover_layout
         monkeypatch.setattr(
