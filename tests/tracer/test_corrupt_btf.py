@@ -7,6 +7,7 @@ own (``unshare -m``), so nothing outside the test sees it; the kernel keeps its 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -31,14 +32,16 @@ def _unknown_kind_at_type_1(blob: bytearray) -> str:
     info_at = header[3] + header[4] + 4  # type id 1's info word
     (info,) = struct.unpack_from("=I", blob, info_at)
     struct.pack_into("=I", blob, info_at, (info & ~(0x1F << 24)) | (25 << 24))
-    return "type id 1: unknown kind 25"
+    return r"type id 1: unknown kind 25"
 
 
 def _torn_last_record(blob: bytearray) -> str:
     header = list(_HEADER.unpack_from(blob))
     header[5] -= 4  # type_len: the last record loses its last word
     _HEADER.pack_into(blob, 0, *header)
-    return "bytes past the end of the type section"
+    # Where the cut falls decides the message: inside the record's trailing data,
+    # or inside its 12-byte header when the last record has none (5.10's BTF).
+    return r"bytes past the end of the type section|the type section ends \d+ bytes into its 12-byte header"
 
 
 CORRUPTIONS: dict[str, Callable[[bytearray], str]] = {
@@ -92,7 +95,7 @@ def test_corrupt_kernel_btf_is_reported_and_tracing_goes_on_without_it(corruptio
     reader.join(timeout=5)
     assert tracer.returncode == 0, stderr
     unreadable = [line for line in stderr if "kernel BTF unreadable: " in line]
-    assert len(unreadable) == 1 and fault in unreadable[0], stderr
+    assert len(unreadable) == 1 and re.search(fault, unreadable[0]), stderr
     assert unreadable[0].startswith("openat: kernel BTF unreadable: ")
     assert not any("Traceback" in line for line in stderr), stderr
     mode = next(line for line in stderr if "tracing opens via" in line).split()[4]

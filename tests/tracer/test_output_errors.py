@@ -5,30 +5,50 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 
 from ..support import need_root
-from .conftest import program_ids_held_by, wait_until_unloaded
+from .conftest import ATTACH_TIMEOUT_S, program_ids_held_by, wait_until_unloaded
 
 NO_SPACE = "openat: cannot write output: No space left on device"
 
 
 def _trace_into(stdout, *args: str) -> tuple[int, list[str], set]:
-    """Run the tracer with ``stdout``, opening files until it gives up; (status, stderr lines, its programs)."""
-    process = subprocess.Popen([sys.executable, "-m", "openat", *args], stdout=stdout, stderr=subprocess.PIPE, text=True)
-    programs: set = set()
+    """Run the tracer with ``stdout``, opening files until it gives up; (status, stderr lines, its programs).
+
+    The tracer sees only this process's opens, and none before its programs are
+    recorded: it fails on its first write, and cleans up, within milliseconds of
+    the first event, too fast to catch by sampling on a slow (emulated) kernel.
+    """
+    process = subprocess.Popen([sys.executable, "-m", "openat", "-p", str(os.getpid()), *args],
+                               stdout=stdout, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    attached = threading.Event()
+
+    def read_stderr() -> None:
+        for line in process.stderr:
+            lines.append(line.rstrip("\n"))
+            if line.startswith("openat: tracing opens via"):
+                attached.set()
+        attached.set()  # exited without attaching: the assertions say so
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    attached.wait(ATTACH_TIMEOUT_S)
+    programs = program_ids_held_by(process.pid) if process.poll() is None else set()
     deadline = time.monotonic() + 60
     while process.poll() is None and time.monotonic() < deadline:
-        programs |= program_ids_held_by(process.pid) if os.path.exists(f"/proc/{process.pid}") else set()
         for _ in range(50):  # opens for the tracer to report, so that it has something to write
             os.close(os.open("/etc/hostname", os.O_RDONLY))
         time.sleep(0.01)
     if process.poll() is None:
         process.kill()
-    _, err = process.communicate(timeout=30)
-    return process.returncode, err.splitlines(), programs
+    process.wait(timeout=30)
+    reader.join(timeout=30)
+    return process.returncode, lines, programs
 
 
 def _assert_stopped_on_write_error(status: int, lines: list[str], programs: set, message: str = NO_SPACE) -> None:
