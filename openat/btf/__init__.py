@@ -28,21 +28,4 @@ from .reader import (
     Member,
     Param,
 )
-
-__all__ = [
-    "BTF_INT_BOOL",
-    "BTF_INT_CHAR",
-    "BTF_INT_SIGNED",
-    "BTF_MAGIC",
-    "MAX_DEPTH",
-    "Btf",
-    "BtfError",
-    "BtfHeader",
-    "BtfKind",
-    "BtfType",
-    "BtfTypeRecord",
-    "DatasecEntry",
-    "EnumValue",
-    "Member",
-    "Param",
-]
+from .reader import __all__  # noqa: F401  the package's names are the reader's
