@@ -103,16 +103,22 @@ class TracerProcess:
                 if last in line:
                     return found + self.lines_with(needle, settle=0.3)
 
-    def lines_with(self, needle: bytes, settle: float = 1.0) -> List[bytes]:
-        """Every line with ``needle`` printed until output stays quiet for ``settle`` s."""
+    def lines_with(self, needle: bytes, settle: float = 1.0, limit: float = 60.0) -> List[bytes]:
+        """Every line with ``needle`` printed until output stays quiet for ``settle`` s.
+
+        An unfiltered tracer on a busy machine may never go quiet: after ``limit``
+        s, what was found so far.
+        """
         found = []
-        while True:
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
             try:
                 line = self.lines.get(timeout=settle)
             except queue.Empty:
-                return found
+                break
             if needle in line:
                 found.append(line)
+        return found
 
     def stop(self, sig: int = signal.SIGINT) -> int:
         if self.process.poll() is None:
