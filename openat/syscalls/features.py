@@ -20,7 +20,7 @@ from typing import Dict, NamedTuple, Optional, Tuple
 from ..asm import R0, R1, W0, W1, Program
 from ..btf import BtfError, BtfKind
 from ..uapi import XDP_FLAGS_SKB_MODE, AttachType, MapType, ProgType, TcAction, XdpAction, enum_name
-from .btf import vmlinux_btf
+from .btf import save_vmlinux_index, vmlinux_btf
 from .errors import LOCKDOWN_FILE, BpfError, lockdown_mode
 from .info import enable_stats
 from .links import link_create, raw_tracepoint_open
@@ -120,7 +120,10 @@ def btf() -> Feature:
     then begins with :data:`BTF_UNREADABLE` and names the fault.
     """
     try:
-        return Feature(True, f"/sys/kernel/btf/vmlinux has {len(vmlinux_btf())} types")
+        btf = vmlinux_btf()
+        count = len(btf)  # walks every record unless this boot's index was cached
+        save_vmlinux_index(btf)
+        return Feature(True, f"/sys/kernel/btf/vmlinux has {count} types")
     except BpfError as error:
         return _failed(error)
     except (BtfError, OSError) as error:
