@@ -34,7 +34,7 @@ MODES = ("tp_btf", "raw_tp", "tracepoint")
 EVENTS = "events"
 RING_SIZE = 2 << 20  # the tracer's default ring
 NAME_SIZE = DEFAULT_FILENAME_SIZE  # the tracer's default name buffer
-STACK_REGS = -16  # raw_tp: the syscall number and the name pointer, read from pt_regs
+STACK_REGS = -64  # raw_tp: the pt_regs span holding the syscall number and the name pointer
 
 
 def _read_name(p: Program, name_ptr) -> None:
@@ -71,18 +71,19 @@ def build(mode: str, layout: KernelLayout) -> Program:
         p.jne(R2, number, "out")
         p.ldxdw(R3, R6, name_arg)
     elif mode == "raw_tp":
-        p.ldxdw(R6, R1, 0)
-        for slot, offset in ((0, layout.syscall_nr_offset), (8, name_arg)):
-            p.mov(R1, R10)
-            p.add(R1, STACK_REGS + slot)
-            p.mov(R2, 8)
-            p.mov(R3, R6)
-            p.add(R3, offset)
-            p.call("probe_read_kernel")
-            if slot == 0:
-                p.ldxw(W2, R10, STACK_REGS)
-                p.jne(R2, number, "out")
-        p.ldxdw(R3, R10, STACK_REGS + 8)
+        # One probe_read_kernel of the span holding the number and the name
+        # pointer, as the tracer does (x86_64: si and orig_ax, 24 bytes).
+        first = min(layout.syscall_nr_offset, name_arg)
+        span = max(layout.syscall_nr_offset, name_arg) + 8 - first
+        p.ldxdw(R3, R1, 0)
+        p.add(R3, first)
+        p.mov(R1, R10)
+        p.add(R1, STACK_REGS)
+        p.mov(R2, span)
+        p.call("probe_read_kernel")
+        p.ldxw(W2, R10, STACK_REGS + layout.syscall_nr_offset - first)
+        p.jne(R2, number, "out")
+        p.ldxdw(R3, R10, STACK_REGS + name_arg - first)
     else:
         raise ValueError(f"unknown floor mode {mode!r}; choose one of {', '.join(MODES)}")
     _read_name(p, R3)
@@ -121,7 +122,7 @@ def main(argv: Optional[list] = None) -> int:
         print(f"floor: attached via {args.attach}", file=sys.stderr, flush=True)
         with RingBuffer(ring_map) as ring:
             while not stop:
-                ring.poll(timeout_ms=10, callback=show)
+                ring.poll(timeout_ms=2, callback=show)  # no wakeups: a short timer keeps the ring from filling
                 out.flush()
             ring.consume(show)
             out.flush()
