@@ -593,7 +593,7 @@ class Bench:
     def write(self, result: dict[str, Any], date: datetime.datetime) -> dict[str, Any]:
         out_dir: Path = self.args.out
         out_dir.mkdir(parents=True, exist_ok=True)
-        stem = f"{date.strftime('%Y-%m-%d')}-{result['machine']['kernel']}"
+        stem = f"{date.strftime('%Y-%m-%d-%H%M')}-{result['machine']['kernel']}"  # several runs a day: each keeps its files
         if self.chart_ok:
             try:
                 report.draw_chart(result, str(out_dir / f"{stem}.png"))
