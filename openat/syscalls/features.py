@@ -268,6 +268,22 @@ def task_btf_helper() -> Feature:
 
 
 @functools.cache
+def task_pt_regs_helper() -> Feature:
+    """Can tracepoint programs call bpf_task_pt_regs on the current task (Linux 5.15+)?
+
+    With it, a sys_exit_* tracepoint program reads the syscall's arguments
+    from the user registers itself, and needs no entry program.
+    """
+    p = Program()
+    p.call("get_current_task_btf")
+    p.mov(R1, R0)
+    p.call("task_pt_regs")
+    p.mov(R0, 0)
+    p.exit()
+    return _loads(p, ProgType.TRACEPOINT)
+
+
+@functools.cache
 def kprobe_pmu() -> Feature:
     """Is the perf kprobe PMU there (CONFIG_KPROBES, Linux 4.17+)?"""
     pmu_type = kprobe_pmu_type()

@@ -353,7 +353,10 @@ class Tracer:
             function = self._open_function_in_btf()
         else:
             function = None
-        programs = build_probe(mode, self.layout, self.options)
+        layout = self.layout
+        if mode == "tracepoint" and layout.task is not None and features.task_pt_regs_helper():
+            layout = layout._replace(task_pt_regs=True)  # exit programs only: half the runs, no hash
+        programs = build_probe(mode, layout, self.options)
         if not programs:
             raise TracerError(f"{mode}: this kernel has none of the open syscall tracepoints")
         fds = self.map_fds()

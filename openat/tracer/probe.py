@@ -734,6 +734,34 @@ def build_tracepoint_exit(layout: KernelLayout, options: ProbeOptions, fields: D
     return p
 
 
+def build_tracepoint_exit_only(layout: KernelLayout, options: ProbeOptions, code: int, fields: Dict[str, int]) -> Program:
+    """``syscalls:sys_exit_<open|openat|openat2>`` alone: the arguments from the user registers.
+
+    bpf_task_pt_regs(current task) is the user pt_regs, which still hold the
+    arguments at exit (as for tp_btf): no entry program and no hash, so one
+    run per open and none on any other syscall.
+    """
+    p = Program(isa="v3")
+    p.mov(CTX, R1)
+    p.call("get_current_task_btf")
+    p.mov(R1, R0)
+    p.call("task_pt_regs")
+    p.mov(R9, R0)  # a BTF pointer: plain loads, kept across helper calls
+    _array_slot(p, SCRATCH_MAP)
+    p.mov(RECORD, R0)
+    _stash_arguments(p, code, R9, layout.exit_arg_offsets, how_in_user_memory=True, layout=layout, to=_TO_RECORD)
+    p.ldxdw(R1, CTX, fields["ret"])
+    p.stxdw(RECORD, OFF_RET, R1)
+    if options.filters.failed_only:
+        p.jsge(R1, 0, "out")
+    _emit_entry_filters(p, options.filters, RECORD, OFF_FLAGS)
+    p.call("ktime_get_ns")
+    p.stxdw(RECORD, OFF_TIMESTAMP, R0)
+    _send(p, options, layout)
+    _finish(p)
+    return p
+
+
 def build_kretprobe(layout: KernelLayout, options: ProbeOptions) -> Program:
     """kretprobe on do_sys_openat2: the return value is in pt_regs' ax."""
     p = Program(isa="v3")
@@ -988,6 +1016,12 @@ def build_probe(attach: str, layout: KernelLayout, options: ProbeOptions = Probe
             leave = layout.tracepoint_fields.get(f"sys_exit_{suffix}")
             if enter is None or leave is None:
                 continue  # this kernel has no such tracepoint
+            if layout.task_pt_regs and layout.task is not None:
+                programs.append(
+                    ProbeProgram(PROGRAM_NAMES["tracepoint", f"exit_{code}"], "tracepoint", f"syscalls/sys_exit_{suffix}",
+                                 build_tracepoint_exit_only(layout, options, code, leave))
+                )
+                continue
             programs.append(
                 ProbeProgram(PROGRAM_NAMES["tracepoint", f"enter_{code}"], "tracepoint", f"syscalls/sys_enter_{suffix}",
                              build_tracepoint_enter(layout, options, code, enter))
