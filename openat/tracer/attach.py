@@ -46,6 +46,7 @@ from .probe import (
     ProbeProgram,
     build_follow_probe,
     build_probe,
+    auto_order,
     build_uring_probe,
     scratch_value_size,
 )
@@ -201,7 +202,7 @@ class Tracer:
         task_helper = features.task_btf_helper()
         if self._btf is not None and not task_helper:  # before 5.11
             self.report(f"no bpf_get_current_task_btf, identity from helpers: {task_helper.reason}")
-        modes = ATTACH_MODES if self.attach == "auto" else (self.attach,)
+        modes = auto_order(self._tracepoint_exit_only()) if self.attach == "auto" else (self.attach,)
         for mode in modes:
             mark = len(self._owned)
             try:
@@ -227,6 +228,10 @@ class Tracer:
                         + (f", io_uring opens via tracepoint ({_targets(self.uring_programs)})" if self.uring_programs else ""))
             return mode
         raise TracerError("no attach point works on this kernel: " + "; ".join(f"{a.mode}: {a.error}" for a in self.attempts))
+
+    def _tracepoint_exit_only(self) -> bool:
+        """Can the tracepoint mode do without entry programs here (BTF task layout and bpf_task_pt_regs)?"""
+        return self.layout.task is not None and bool(features.task_pt_regs_helper())
 
     # -- what goes beyond the open syscalls
 
@@ -354,7 +359,7 @@ class Tracer:
         else:
             function = None
         layout = self.layout
-        if mode == "tracepoint" and layout.task is not None and features.task_pt_regs_helper():
+        if mode == "tracepoint" and self._tracepoint_exit_only():
             layout = layout._replace(task_pt_regs=True)  # exit programs only: half the runs, no hash
         programs = build_probe(mode, layout, self.options)
         if not programs:

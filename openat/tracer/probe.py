@@ -13,7 +13,8 @@ tp_btf       sys_exit only: ctx is (regs, ret)           the user pt_regs, BTF l
 raw_tp       sys_exit only: ctx is (regs, ret)           the user pt_regs, one read
 fentry       fexit on do_sys_openat2 only                its (dfd, name, how, ret)
 kprobe       kprobe + kretprobe on do_sys_openat2        a hash keyed by thread
-tracepoint   sys_enter_* + sys_exit_* per syscall        a hash keyed by thread
+tracepoint   sys_exit_* per syscall (5.15+, BTF)          bpf_task_pt_regs: the user pt_regs
+             else sys_enter_* + sys_exit_* per syscall   a hash keyed by thread
 ===========  ==========================================  ==========================
 
 At sys_exit the user registers still hold the arguments (the kernel restores
@@ -86,7 +87,20 @@ URING_ENTRIES = 256
 # every MiB more is a MiB of its RSS. --ring-size buys more for longer stalls.
 DEFAULT_RING_SIZE = 2 << 20
 
-ATTACH_MODES = ("kprobe", "fentry", "tp_btf", "raw_tp", "tracepoint")
+# Best first, as auto tries them. kprobe and fentry run only on the open path;
+# tracepoint runs no BPF on other syscalls (0 runs, where tp_btf and raw_tp on
+# sys_exit run on every syscall of the machine), and with bpf_task_pt_regs
+# needs one program per open: cheaper than tp_btf per open as well. Without
+# that helper it needs an entry program and a hash (twice the in-kernel cost):
+# then it goes last (auto_order).
+ATTACH_MODES = ("kprobe", "fentry", "tracepoint", "tp_btf", "raw_tp")
+
+
+def auto_order(tracepoint_exit_only: bool) -> Tuple[str, ...]:
+    """The attach points auto tries, best first: tracepoint last unless its exit programs can stand alone."""
+    if tracepoint_exit_only:
+        return ATTACH_MODES
+    return tuple(mode for mode in ATTACH_MODES if mode != "tracepoint") + ("tracepoint",)
 
 
 # Which syscall argument (0-based) holds what.
