@@ -59,12 +59,17 @@ def _read_name(p: Program, name_ptr) -> None:
 
 
 def build(mode: str, layout: KernelLayout) -> Program:
-    """The floor program for ``mode``: sys_exit (tp_btf, raw_tp) or syscalls:sys_enter_openat."""
+    """The floor program for ``mode``: sys_exit (tp_btf, raw_tp) or syscalls:sys_exit_openat."""
     p = Program(isa="v3")
     number = layout.syscall_numbers[SYSCALL_OPENAT]
     name_arg = layout.exit_arg_offsets[1]  # openat(dfd, name, flags): the second argument
     if mode == "tracepoint":
-        p.ldxdw(R3, R1, layout.tracepoint_fields["sys_enter_openat"]["filename"])
+        # sys_exit_openat, as openat's tracepoint mode: the name pointer from
+        # the user registers (bpf_task_pt_regs), where the name's page is resident.
+        p.call("get_current_task_btf")
+        p.mov(R1, R0)
+        p.call("task_pt_regs")
+        p.ldxdw(R3, R0, name_arg)
     elif mode == "tp_btf":
         p.ldxdw(R6, R1, 0)  # args[0]: the user pt_regs, a BTF pointer
         p.ldxw(W2, R6, layout.syscall_nr_offset)
@@ -99,8 +104,8 @@ def attach(mode: str, ring_map, layout: KernelLayout, btf) -> list:
     if mode == "raw_tp":
         prog = prog_load(code, raw_tracepoint.RAW_TRACEPOINT_PROG_TYPE, name="floor_raw_exit")
         return [prog, raw_tracepoint.attach(prog, "sys_exit")]
-    prog = prog_load(code, tracepoint.TRACEPOINT_PROG_TYPE, name="floor_tp_enter")
-    return [prog, tracepoint.attach(prog, "syscalls", "sys_enter_openat")]
+    prog = prog_load(code, tracepoint.TRACEPOINT_PROG_TYPE, name="floor_tp_exit")
+    return [prog, tracepoint.attach(prog, "syscalls", "sys_exit_openat")]
 
 
 def main(argv: Optional[list] = None) -> int:
