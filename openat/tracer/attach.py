@@ -549,7 +549,9 @@ def dump_probe(attach: str, options: ProbeOptions) -> str:
     else from the built-in tables.
     """
     layout = discover_layout(find_tracefs(), open_btf(), wanted=wanted_features(options))  # find, never mount: no root here
-    modes = ATTACH_MODES if attach == "auto" else (attach,)
+    if layout.task is not None and _is_root() and features.task_pt_regs_helper():
+        layout = layout._replace(task_pt_regs=True)  # what start() would load here (finding out needs a load: root)
+    modes = auto_order(layout.task_pt_regs) if attach == "auto" else (attach,)
     programs = [(mode, probe) for mode in modes for probe in build_probe(mode, layout, options)]
     programs += [("io_uring", probe) for probe in build_uring_probe(layout, options)]
     if options.filters.follow:
