@@ -44,9 +44,9 @@ from .probe import (
     URING_MAP,
     ProbeOptions,
     ProbeProgram,
+    auto_order,
     build_follow_probe,
     build_probe,
-    auto_order,
     build_uring_probe,
     scratch_value_size,
 )

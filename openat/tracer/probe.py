@@ -90,9 +90,11 @@ DEFAULT_RING_SIZE = 2 << 20
 # Best first, as auto tries them. kprobe and fentry run only on the open path;
 # tracepoint runs no BPF on other syscalls (0 runs, where tp_btf and raw_tp on
 # sys_exit run on every syscall of the machine), and with bpf_task_pt_regs
-# needs one program per open: cheaper than tp_btf per open as well. Without
-# that helper it needs an entry program and a hash (twice the in-kernel cost):
-# then it goes last (auto_order).
+# needs one program per open, about as dear in the kernel as tp_btf's two
+# runs (the open's exit and the close's); the per-syscall tracepoint's own
+# path costs a little more per open (docs/bench.md has the measured trade).
+# Without that helper it needs an entry program and a hash (twice the
+# in-kernel cost): then it goes last (auto_order).
 ATTACH_MODES = ("kprobe", "fentry", "tracepoint", "tp_btf", "raw_tp")
 
 
