@@ -23,10 +23,27 @@ from pathlib import Path
 from typing import Any, Optional
 
 from . import env, kstats, report
-from .tracers import TracerRun, TracerSpec, bpftrace_spec, clean_env, opensnoop_spec, openat_spec, pin, removed_env
+from .tracers import (
+    TracerRun,
+    TracerSpec,
+    attached_mode,
+    bpftrace_spec,
+    clean_env,
+    floor_spec,
+    openat_mode_spec,
+    opensnoop_spec,
+    openat_spec,
+    pin,
+    removed_env,
+)
 
-FULL = {"opens": 500_000, "py_opens": 100_000, "repeats": 3}
-QUICK = {"opens": 20_000, "py_opens": 5_000, "repeats": 1}
+FULL = {"opens": 500_000, "py_opens": 100_000, "repeats": 3, "getppid": 2_000_000}
+QUICK = {"opens": 20_000, "py_opens": 5_000, "repeats": 1, "getppid": 200_000}
+# openat pinned to each attach mode, beside its default (auto): a mode the
+# host refuses is reported as not available with the kernel's reason.
+OPENAT_MODES = ("kprobe", "fentry", "tp_btf", "raw_tp", "tracepoint")
+# Modes bench/floor.py has a floor for (it needs no kprobe or trampoline).
+FLOOR_MODES = ("tp_btf", "raw_tp", "tracepoint")
 
 
 def log(message: str) -> None:
@@ -39,6 +56,10 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--py-opens", type=int, help=f"calls per Python-generator run (default {FULL['py_opens']:,})")
     parser.add_argument("--repeats", type=int, help=f"alternating rounds (default {FULL['repeats']})")
     parser.add_argument("--kstats-opens", type=int, help="calls for the in-kernel cost (default opens ÷ 5)")
+    parser.add_argument("--getppid", type=int, help=f"getppid() calls per run, for the tax on other syscalls (default {FULL['getppid']:,})")
+    parser.add_argument("--modes", default=",".join(OPENAT_MODES),
+                        help="openat attach modes measured beside auto (comma-separated; '' for none)")
+    parser.add_argument("--no-extras", action="store_true", help="skip the figures without a tracer (asm, ELF load, vm)")
     parser.add_argument("--quick", action="store_true", help="small smoke run: sizes %s" % QUICK)
     parser.add_argument(
         "--tracers",
@@ -60,6 +81,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     args.py_opens = args.py_opens or sizes["py_opens"]
     args.repeats = args.repeats or sizes["repeats"]
     args.kstats_opens = args.kstats_opens or max(args.opens // 5, 5_000)
+    args.getppid = args.getppid or sizes["getppid"]
+    args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if args.wait_quiet is None:
         args.wait_quiet = 0 if args.quick else 120
     args.tracers = [t.strip() for t in args.tracers.split(",") if t.strip()]
@@ -89,6 +112,7 @@ class Bench:
         self.runs: list[dict[str, Any]] = []
         self.launches: list[dict[str, Any]] = []
         self.kstats: dict[str, dict[str, Any]] = {}
+        self.floors: dict[str, TracerSpec] = {}
         self.workdir = Path(tempfile.mkdtemp(prefix="openat-bench-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
         cpus = sorted(os.sched_getaffinity(0))
         # Generator on one core and tracer on the other, as the issue asks; on a
@@ -120,6 +144,10 @@ class Bench:
             self.specs["opensnoop"] = spec
         if "openat" in wanted:
             self.specs["openat"] = openat_spec()
+            for mode in self.args.modes:
+                self.specs[f"openat:{mode}"] = openat_mode_spec(self.specs["openat"], mode)
+            for mode in FLOOR_MODES:
+                self.floors[mode] = floor_spec(mode)
             if self.specs["openat"].available:
                 self.specs["openat"].version = f"{self.specs['openat'].version} (git {env.git_head()})"
                 # As `pip install` would have: without .pyc files every launch
@@ -154,7 +182,9 @@ class Bench:
             self.notes.append(why)
 
     def available(self) -> list[str]:
-        return [n for n in report.TRACER_ORDER if n in self.specs and self.specs[n].available]
+        """The tracers under test that still run: the peers, openat, then openat per attach mode."""
+        order = list(report.TRACER_ORDER) + [n for n in self.specs if n.startswith("openat:")]
+        return [n for n in order if n in self.specs and self.specs[n].available]
 
     def target(self, name: str) -> Path:
         """A file for the generator to open, created at most once.
@@ -169,6 +199,9 @@ class Bench:
 
     def generators(self, tag: str) -> tuple[dict, dict, Path, Path]:
         c_target, py_target = self.target(f"{tag}.c"), self.target(f"{tag}.py")
+        # getppid() first: it opens nothing, so it prices what the tracer costs
+        # every other syscall while the tracer has no backlog to drain.
+        self.last_getppid = run_generator([str(self.loadgen), "--getppid", str(self.args.getppid)], self.gen_cpu)
         c = run_generator([str(self.loadgen), str(c_target), str(self.args.opens)], self.gen_cpu)
         py = run_generator(
             [sys.executable, str(env.BENCH / "loadgen.py"), str(py_target), str(self.args.py_opens)], self.gen_cpu
@@ -232,8 +265,10 @@ class Bench:
         foreign = self.foreign_programs()
         if foreign:
             self.notes.append(f"round {repeat + 1}, no-tracer run {index + 1}: {foreign} tracing BPF program(s) of other users were loaded")
-        self.runs.append({"repeat": repeat, "slot": report.BASELINE, "c": c, "py": py, "foreign_programs": foreign})
-        log(f"round {repeat + 1}: no tracer  C {c['ns_per_call']:.0f} ns  Python {py['ns_per_call']:.0f} ns")
+        self.runs.append({"repeat": repeat, "slot": report.BASELINE, "c": c, "py": py, "getppid": self.last_getppid,
+                          "foreign_programs": foreign})
+        log(f"round {repeat + 1}: no tracer  C {c['ns_per_call']:.0f} ns  Python {py['ns_per_call']:.0f} ns  "
+            f"getppid {self.last_getppid['ns_per_call']:.0f} ns")
         c_target.unlink()
         py_target.unlink()
 
@@ -253,7 +288,7 @@ class Bench:
             run.counter.watch(c_needle)
             run.counter.watch(py_needle)
             c, py, _, _ = self.generators(tag)
-            record.update(c=c, py=py)
+            record.update(c=c, py=py, getppid=self.last_getppid)
             launch["drain_s"] = run.wait_drained({c_needle: c["calls"], py_needle: py["calls"]})
             launch["vmhwm_kb"] = run.vmhwm_kb()
             own = set(kstats.process_programs(run.proc.pid))
@@ -263,8 +298,10 @@ class Bench:
             launch["py_opens"], launch["py_lines"] = py["calls"], self._count(run, py_needle)
             launch.update(self._lost(run))
             launch["stopped_by"] = run.stop_how
+            launch["mode"] = attached_mode(run.stderr_text()) if name.startswith("openat") else None
             log(
                 f"round {repeat + 1}: {name:9s} C {c['ns_per_call']:.0f} ns  Python {py['ns_per_call']:.0f} ns  "
+                f"getppid {self.last_getppid['ns_per_call']:.0f} ns  "
                 f"start-up {launch['startup_ms']:.0f} ms  lines {launch['c_lines']}/{c['calls']}  "
                 f"VmHWM {launch['vmhwm_kb']} kB"
             )
@@ -315,6 +352,9 @@ class Bench:
                 self.kstats_how = how
                 for name in names:
                     self.kstats[name] = self.kstats_one(name)
+                for mode, spec in self.floors.items():
+                    self.specs[spec.name] = spec
+                    self.kstats[spec.name] = self.kstats_one(spec.name)
         except OSError as exc:
             self.notes.append(f"BPF stats could not be enabled: {exc}")
 
@@ -387,6 +427,8 @@ class Bench:
 
     def expected_seconds(self, name: str) -> float:
         """How long the in-kernel generator run should take, from this tracer's overhead runs."""
+        if name.startswith("floor:"):
+            name = "openat:" + name.split(":", 1)[1]  # the floor has no overhead runs: its mode's tracer's time
         times = [r["c"]["ns_per_call"] for r in self.runs if r["slot"] == name and r.get("c")]
         if not times:
             return 1.0
@@ -417,6 +459,9 @@ class Bench:
             extra["interpreter_vmhwm_kb"] = int(floor.stdout)
         except (subprocess.SubprocessError, ValueError) as exc:
             extra["interpreter_note"] = f"bare interpreter VmHWM not measured: {exc!r}"
+        extra.update(self.interpreter_startup())
+        if not self.args.no_extras:
+            extra.update(self.loader_figures())
         # The consumer's decode + format rate, without the kernel.
         try:
             from bench.decode_bench import decode_rate
@@ -424,6 +469,38 @@ class Bench:
             extra["decode"] = decode_rate(records=20_000 if self.args.quick else 200_000)
         except Exception as exc:
             extra["decode_note"] = f"bench/decode_bench.py failed: {exc!r}"
+        return extra
+
+    def interpreter_startup(self, launches: int = 9) -> dict[str, Any]:
+        """The bare interpreter's start-up (`python -c pass`, launch → exit), median of a few launches.
+
+        Issue 16 prices openat's start-up as what it adds to this floor, which
+        no Python tracer can go below; same interpreter and environment as the tracer.
+        """
+        times = []
+        for _ in range(launches):
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-c", "pass"], env=clean_env(), preexec_fn=pin(self.tracer_cpu), check=True)
+            times.append((time.perf_counter() - started) * 1000)
+        return {"interpreter_startup_ms": sorted(times)[len(times) // 2], "interpreter_startup_ms_all": times}
+
+    def loader_figures(self) -> dict[str, Any]:
+        """ELF loading against bpftool, and the interpreter's instructions a second: one line each in the report."""
+        extra: dict[str, Any] = {}
+        try:
+            from bench import elf_bench
+
+            extra["elf"] = elf_bench.run(runs=3 if self.args.quick else 7)
+        except Exception as exc:
+            extra["elf_note"] = f"bench/elf_bench.py failed: {exc!r}"
+        try:
+            from bench import vm_bench
+
+            figures = vm_bench.run(runs=5 if self.args.quick else 20, repeat=1000)
+            extra["vm"] = {k: figures[k] for k in ("vm_instructions_per_s", "instructions_per_run", "vm_us_per_run",
+                                                    "kernel_ns_per_run", "target_instructions_per_s") if k in figures}
+        except Exception as exc:
+            extra["vm_note"] = f"bench/vm_bench.py failed: {exc!r}"
         return extra
 
     def wait_for_quiet(self) -> None:
@@ -490,6 +567,7 @@ class Bench:
                 "py_opens": self.args.py_opens,
                 "repeats": self.args.repeats,
                 "kstats_opens": self.args.kstats_opens,
+                "getppid": self.args.getppid,
                 "quick": self.args.quick,
                 "generator_cpu": self.gen_cpu,
                 "tracer_cpu": self.tracer_cpu,
@@ -503,10 +581,11 @@ class Bench:
             **extra,
         }
         for name, spec in self.specs.items():  # a tracer may have failed since prepare()
-            self.tools[name].update(available=spec.available, reason=spec.reason)
+            self.tools.setdefault(name, {"version": spec.version, "command": spec.command}).update(
+                available=spec.available, reason=spec.reason)
         result["summary"] = report.summarize(result)
         if result["summary"].get("openat", {}).get("available"):
-            result["openat_targets"] = report.verdicts(result["summary"]["openat"])
+            result["openat_targets"] = report.verdicts(result)
         result["elapsed_s"] = time.time() - started
         result["notes"] = self.notes
         return self.write(result, date)
@@ -514,7 +593,7 @@ class Bench:
     def write(self, result: dict[str, Any], date: datetime.datetime) -> dict[str, Any]:
         out_dir: Path = self.args.out
         out_dir.mkdir(parents=True, exist_ok=True)
-        stem = f"{date.strftime('%Y-%m-%d')}-{result['machine']['kernel']}"
+        stem = f"{date.strftime('%Y-%m-%d-%H%M')}-{result['machine']['kernel']}"  # several runs a day: each keeps its files
         if self.chart_ok:
             try:
                 report.draw_chart(result, str(out_dir / f"{stem}.png"))
@@ -534,7 +613,7 @@ def rerender(path: Path) -> int:
     result = json.loads(path.read_text())
     result["summary"] = report.summarize(result)
     if result["summary"].get("openat", {}).get("available"):
-        result["openat_targets"] = report.verdicts(result["summary"]["openat"])
+        result["openat_targets"] = report.verdicts(result)
     try:
         report.draw_chart(result, str(path.with_suffix(".png")))
         result["chart"] = path.with_suffix(".png").name

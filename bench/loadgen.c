@@ -6,6 +6,11 @@
  * usage: loadgen PATH N
  * prints one JSON line: {"calls": N, "elapsed_ns": T, "ns_per_call": T/N}
  *
+ * usage: loadgen --getppid N
+ * calls getppid() N times (through syscall(2), so libc cannot cache it) and
+ * prints the same JSON line: the price of a syscall that opens nothing, which
+ * is what a tracer hooked on every syscall's exit taxes.
+ *
  * usage: loadgen --spin MS
  * keeps its core busy for MS milliseconds without a single syscall
  * (clock_gettime goes through the vDSO): the bench's stand-in for the
@@ -17,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,6 +43,20 @@ int main(int argc, char **argv)
 		long long until = now_ns() + strtoll(argv[2], NULL, 10) * 1000000LL;
 		while (now_ns() < until)
 			;
+		return 0;
+	}
+	if (strcmp(argv[1], "--getppid") == 0) {
+		long n = strtol(argv[2], NULL, 10);
+		if (n <= 0) {
+			fprintf(stderr, "N must be positive\n");
+			return 2;
+		}
+		long long start = now_ns();
+		for (long i = 0; i < n; i++)
+			syscall(SYS_getppid);
+		long long elapsed = now_ns() - start;
+		printf("{\"calls\": %ld, \"elapsed_ns\": %lld, \"ns_per_call\": %.1f}\n",
+		       n, elapsed, (double)elapsed / (double)n);
 		return 0;
 	}
 	const char *path = argv[1];

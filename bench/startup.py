@@ -241,7 +241,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"{result['python']}, {args.runs} runs, tracer on CPU {result['tracer_cpu']}, "
               f"attach via {result['attach_mode']}")
         print(f"start-up: median {result['startup_ms_median']} ms, best {result['startup_ms_best']} ms "
-              f"(target ≤ {TARGET_MS:.0f} ms)")
+              f"(issue 6 asked ≤ {TARGET_MS:.0f} ms; issue 16 judges start-up in python -m bench, less the bare interpreter, against opensnoop)")
         print("  all: " + " ".join(f"{v:.0f}" for v in result["startup_ms_all"]))
         print("  phases, in-process (median / best, ms):")
         for name in PHASES + ("total",):

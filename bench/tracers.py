@@ -85,6 +85,28 @@ def openat_spec() -> TracerSpec:
     return spec
 
 
+def openat_mode_spec(base: TracerSpec, mode: str) -> TracerSpec:
+    """``python -m openat --attach MODE``: the tracer pinned to one attach mode, for the per-mode figures."""
+    spec = TracerSpec(f"openat:{mode}", base.command + ["--attach", mode], available=base.available,
+                      reason=base.reason, version=base.version, env=dict(base.env), lost_cumulative=True)
+    return spec
+
+
+def floor_spec(mode: str) -> TracerSpec:
+    """bench/floor.py on ``mode``: the least a tracer must do there (issue 16's floor probe)."""
+    return TracerSpec(f"floor:{mode}", [sys.executable, "-m", "bench.floor", "--attach", mode],
+                      env={"PYTHONPATH": str(REPO)}, version="bench/floor.py")
+
+
+ATTACHED_VIA = re.compile(r"tracing opens via (\w+)")
+
+
+def attached_mode(stderr_text: str) -> Optional[str]:
+    """The attach mode openat reported choosing ("tracing opens via MODE"), or None."""
+    match = ATTACHED_VIA.search(stderr_text)
+    return match.group(1) if match else None
+
+
 # Interpreter switches a developer's or CI shell may carry and a user's would
 # not: no bytecode cache makes every launch recompile openat (start-up), an
 # unbuffered stdout changes how output is written, the rest add debug work.

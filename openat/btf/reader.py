@@ -450,6 +450,50 @@ class Btf:
         assert self._count is not None
         return self._count
 
+    def index_state(self) -> Optional[bytes]:
+        """The walk's index (type count, then the word offset of every 64th record) as bytes.
+
+        None until the walk has reached the end. Only :meth:`adopt_index` of a
+        Btf over the very same bytes may take it back: it saves the walk, which
+        is most of what counting the types costs.
+        """
+        if self._count is None:
+            return None
+        return struct.pack("=I", self._count) + self._marks.tobytes()
+
+    def adopt_index(self, state: bytes) -> bool:
+        """Take an index from :meth:`index_state`; False, with nothing changed, when it does not fit these bytes.
+
+        Checked without a walk of the whole section: the marks must rise from
+        word 0 and stay inside the section, and the last stride,
+        walked with bounds checks, must end exactly at the section's end with
+        the saved count. A state from other BTF almost never passes; the
+        caller keys it on the file's identity so that it never has to.
+        """
+        if self._count is not None or self._walked or len(state) < 4 or (len(state) - 4) % self._marks.itemsize:
+            return False
+        (count,) = struct.unpack_from("=I", state)
+        marks = array("I")
+        marks.frombytes(state[4:])
+        words = self._words
+        if not marks or marks[0] != 0 or not (len(marks) - 1) * _STRIDE < count <= len(marks) * _STRIDE:
+            return False
+        # Rising and in bounds; the kinds are not read, as that would touch
+        # every page of the section (a mapping faults them in: the walk's cost again).
+        if any(a >= b for a, b in zip(marks, marks[1:])) or marks[-1] >= len(words) - 1:
+            return False
+        saved = self._marks, self._walked, dict(self._steps)
+        self._marks, self._walked = marks, marks[-1]
+        try:
+            self._finish_walk()
+        except BtfError:
+            self._count = None
+        if self._count != count:
+            self._marks, self._walked, self._steps = saved
+            self._count = None
+            return False
+        return True
+
     def _record_offset(self, type_id: int) -> int:
         k, steps_from_mark = divmod(type_id - 1, _STRIDE)
         if type_id >= 1 and len(self._marks) <= k:

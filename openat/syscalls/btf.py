@@ -20,7 +20,10 @@ from .errors import BpfError, NotSupportedError, error_from_errno
 from .fd import OwnedFd
 from .libc import MappedFile
 
-__all__ = ["VMLINUX_BTF", "Btf", "BtfError", "BtfFd", "BtfKind", "BtfLoadError", "btf_load", "read_btf_file", "vmlinux_btf"]
+__all__ = [
+    "VMLINUX_BTF", "Btf", "BtfError", "BtfFd", "BtfKind", "BtfLoadError", "btf_load", "index_cache_path", "read_btf_file",
+    "save_vmlinux_index", "vmlinux_btf",
+]
 
 _BTF_LOG_SIZE = 1 << 20
 
@@ -47,8 +50,80 @@ def read_btf_file(path: str) -> Btf:
 
 @functools.lru_cache(maxsize=1)
 def vmlinux_btf(path: str = VMLINUX_BTF) -> Btf:
-    """The running kernel's BTF, read once per process (NotSupportedError when absent)."""
-    return read_btf_file(path)
+    """The running kernel's BTF, read once per process (NotSupportedError when absent).
+
+    Its type index comes from the cache :func:`save_vmlinux_index` wrote, when
+    that was made from this very file in this boot.
+    """
+    btf = read_btf_file(path)
+    key = _index_key(path)
+    if key is not None:
+        state = _read_index(key)
+        if state is not None:
+            btf.adopt_index(state)
+    return btf
+
+
+# The index cache. Walking the ~130,000 types of vmlinux BTF to count them
+# (which is how corrupt BTF is found) costs ~15 ms of every tracer's start-up.
+# The file cannot change while the kernel runs, so a walk made once per boot
+# holds until the next: the key is the boot's id and the file's identity on
+# sysfs. A file that is not sysfs's own (a copy, or bind-mounted over it, as
+# the corrupt-BTF tests do) has no key and is always walked.
+_INDEX_MAGIC = b"openat-btf-index-1\n"
+
+
+def index_cache_path() -> Optional[str]:
+    """Where the index is kept: $OPENAT_CACHE_DIR (empty: no cache), else $XDG_CACHE_HOME/openat or ~/.cache/openat."""
+    directory = os.environ.get("OPENAT_CACHE_DIR")
+    if directory is None:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        directory = os.path.join(base, "openat")
+    return os.path.join(directory, "vmlinux-btf.index") if directory else None
+
+
+def _index_key(path: str) -> Optional[bytes]:
+    """This boot's id and the file's identity, or None when ``path`` is not the kernel's own file on sysfs."""
+    try:
+        st = os.stat(path)
+        if st.st_dev != os.stat("/sys").st_dev:
+            return None
+        with open("/proc/sys/kernel/random/boot_id", "rb") as f:
+            boot = f.read().strip()
+    except OSError:
+        return None
+    return b"%s %d %d %d %d\n" % (boot, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _read_index(key: bytes) -> Optional[bytes]:
+    where = index_cache_path()
+    if where is None:
+        return None
+    try:
+        with open(where, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    head = _INDEX_MAGIC + key
+    return data[len(head):] if data.startswith(head) else None
+
+
+def save_vmlinux_index(btf: Btf, path: str = VMLINUX_BTF) -> bool:
+    """Keep ``btf``'s index (once its walk is complete) for the next process of this boot; best effort."""
+    state = btf.index_state()
+    key = _index_key(path)
+    where = index_cache_path()
+    if state is None or key is None or where is None or _read_index(key) == state:
+        return False
+    try:
+        os.makedirs(os.path.dirname(where), mode=0o700, exist_ok=True)
+        temporary = f"{where}.{os.getpid()}"
+        with open(temporary, "wb") as f:
+            f.write(_INDEX_MAGIC + key + state)
+        os.replace(temporary, where)  # atomic: a concurrent start-up reads the old index or the new
+    except OSError:
+        return False
+    return True
 
 
 class BtfLoadError(BpfError):

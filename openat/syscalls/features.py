@@ -20,7 +20,7 @@ from typing import Dict, NamedTuple, Optional, Tuple
 from ..asm import R0, R1, W0, W1, Program
 from ..btf import BtfError, BtfKind
 from ..uapi import XDP_FLAGS_SKB_MODE, AttachType, MapType, ProgType, TcAction, XdpAction, enum_name
-from .btf import vmlinux_btf
+from .btf import save_vmlinux_index, vmlinux_btf
 from .errors import LOCKDOWN_FILE, BpfError, lockdown_mode
 from .info import enable_stats
 from .links import link_create, raw_tracepoint_open
@@ -120,7 +120,10 @@ def btf() -> Feature:
     then begins with :data:`BTF_UNREADABLE` and names the fault.
     """
     try:
-        return Feature(True, f"/sys/kernel/btf/vmlinux has {len(vmlinux_btf())} types")
+        btf = vmlinux_btf()
+        count = len(btf)  # walks every record unless this boot's index was cached
+        save_vmlinux_index(btf)
+        return Feature(True, f"/sys/kernel/btf/vmlinux has {count} types")
     except BpfError as error:
         return _failed(error)
     except (BtfError, OSError) as error:
@@ -262,6 +265,22 @@ def task_btf_helper() -> Feature:
     p.mov(R0, 0)
     p.exit()
     return _loads(p, ProgType.RAW_TRACEPOINT)
+
+
+@functools.cache
+def task_pt_regs_helper() -> Feature:
+    """Can tracepoint programs call bpf_task_pt_regs on the current task (Linux 5.15+)?
+
+    With it, a sys_exit_* tracepoint program reads the syscall's arguments
+    from the user registers itself, and needs no entry program.
+    """
+    p = Program()
+    p.call("get_current_task_btf")
+    p.mov(R1, R0)
+    p.call("task_pt_regs")
+    p.mov(R0, 0)
+    p.exit()
+    return _loads(p, ProgType.TRACEPOINT)
 
 
 @functools.cache

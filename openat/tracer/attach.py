@@ -44,6 +44,7 @@ from .probe import (
     URING_MAP,
     ProbeOptions,
     ProbeProgram,
+    auto_order,
     build_follow_probe,
     build_probe,
     build_uring_probe,
@@ -201,7 +202,7 @@ class Tracer:
         task_helper = features.task_btf_helper()
         if self._btf is not None and not task_helper:  # before 5.11
             self.report(f"no bpf_get_current_task_btf, identity from helpers: {task_helper.reason}")
-        modes = ATTACH_MODES if self.attach == "auto" else (self.attach,)
+        modes = auto_order(self._tracepoint_exit_only()) if self.attach == "auto" else (self.attach,)
         for mode in modes:
             mark = len(self._owned)
             try:
@@ -227,6 +228,10 @@ class Tracer:
                         + (f", io_uring opens via tracepoint ({_targets(self.uring_programs)})" if self.uring_programs else ""))
             return mode
         raise TracerError("no attach point works on this kernel: " + "; ".join(f"{a.mode}: {a.error}" for a in self.attempts))
+
+    def _tracepoint_exit_only(self) -> bool:
+        """Can the tracepoint mode do without entry programs here (BTF task layout and bpf_task_pt_regs)?"""
+        return self.layout.task is not None and bool(features.task_pt_regs_helper())
 
     # -- what goes beyond the open syscalls
 
@@ -353,7 +358,10 @@ class Tracer:
             function = self._open_function_in_btf()
         else:
             function = None
-        programs = build_probe(mode, self.layout, self.options)
+        layout = self.layout
+        if mode == "tracepoint" and self._tracepoint_exit_only():
+            layout = layout._replace(task_pt_regs=True)  # exit programs only: half the runs, no hash
+        programs = build_probe(mode, layout, self.options)
         if not programs:
             raise TracerError(f"{mode}: this kernel has none of the open syscall tracepoints")
         fds = self.map_fds()
@@ -541,7 +549,9 @@ def dump_probe(attach: str, options: ProbeOptions) -> str:
     else from the built-in tables.
     """
     layout = discover_layout(find_tracefs(), open_btf(), wanted=wanted_features(options))  # find, never mount: no root here
-    modes = ATTACH_MODES if attach == "auto" else (attach,)
+    if layout.task is not None and _is_root() and features.task_pt_regs_helper():
+        layout = layout._replace(task_pt_regs=True)  # what start() would load here (finding out needs a load: root)
+    modes = auto_order(layout.task_pt_regs) if attach == "auto" else (attach,)
     programs = [(mode, probe) for mode in modes for probe in build_probe(mode, layout, options)]
     programs += [("io_uring", probe) for probe in build_uring_probe(layout, options)]
     if options.filters.follow:

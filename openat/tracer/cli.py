@@ -171,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     probe = parser.add_argument_group("probe")
     probe.add_argument(
         "--attach", choices=("auto",) + ATTACH_MODES, default="auto",
-        help="attach point (default auto: the first that works of " + ", ".join(ATTACH_MODES) + ")",
+        help="attach point (default auto: the first that works of " + ", ".join(ATTACH_MODES)
+        + "; tracepoint last on a kernel where it needs entry programs)",
     )
     probe.add_argument(
         "--kprobe-interface", choices=("auto", "pmu", "tracefs"), default="auto",

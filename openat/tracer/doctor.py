@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 from ..syscalls.errors import CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN, LOCKDOWN_FILE, effective_capabilities, lockdown_mode
-from .probe import ATTACH_MODES, ProbeOptions
+from .probe import ProbeOptions, auto_order
 
 CheckReport = Callable[["Check"], None]
 
@@ -160,8 +160,11 @@ def _isa_check(level: Optional[str], refused: str) -> Check:
 
 
 def _attach_checks() -> Iterator[Check]:
+    from ..syscalls import features
+
     chosen = None
-    for mode in ATTACH_MODES:
+    exit_only = bool(features.btf() and features.task_btf_helper() and features.task_pt_regs_helper())
+    for mode in auto_order(exit_only):
         usable, reason = attach_support(mode)
         if usable:
             yield Check(f"attach {mode}", "OK", "loads and attaches")

@@ -147,6 +147,9 @@ class KernelLayout(NamedTuple):
     uring: Optional[UringLayout] = None
     # feature (of FEATURES) -> why this kernel cannot serve it, in a few words
     missing: Mapping[str, str] = MappingProxyType({})
+    # bpf_task_pt_regs works in tracepoint programs (5.15+, with ``task``):
+    # the sys_exit_* programs then read the arguments themselves, no entry program
+    task_pt_regs: bool = False
 
     @property
     def syscall_numbers(self) -> Dict[int, int]:

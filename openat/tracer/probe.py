@@ -13,7 +13,8 @@ tp_btf       sys_exit only: ctx is (regs, ret)           the user pt_regs, BTF l
 raw_tp       sys_exit only: ctx is (regs, ret)           the user pt_regs, one read
 fentry       fexit on do_sys_openat2 only                its (dfd, name, how, ret)
 kprobe       kprobe + kretprobe on do_sys_openat2        a hash keyed by thread
-tracepoint   sys_enter_* + sys_exit_* per syscall        a hash keyed by thread
+tracepoint   sys_exit_* per syscall (5.15+, BTF)          bpf_task_pt_regs: the user pt_regs
+             else sys_enter_* + sys_exit_* per syscall   a hash keyed by thread
 ===========  ==========================================  ==========================
 
 At sys_exit the user registers still hold the arguments (the kernel restores
@@ -86,7 +87,22 @@ URING_ENTRIES = 256
 # every MiB more is a MiB of its RSS. --ring-size buys more for longer stalls.
 DEFAULT_RING_SIZE = 2 << 20
 
-ATTACH_MODES = ("kprobe", "fentry", "tp_btf", "raw_tp", "tracepoint")
+# Best first, as auto tries them. kprobe and fentry run only on the open path;
+# tracepoint runs no BPF on other syscalls (0 runs, where tp_btf and raw_tp on
+# sys_exit run on every syscall of the machine), and with bpf_task_pt_regs
+# needs one program per open, about as dear in the kernel as tp_btf's two
+# runs (the open's exit and the close's); the per-syscall tracepoint's own
+# path costs a little more per open (docs/bench.md has the measured trade).
+# Without that helper it needs an entry program and a hash (twice the
+# in-kernel cost): then it goes last (auto_order).
+ATTACH_MODES = ("kprobe", "fentry", "tracepoint", "tp_btf", "raw_tp")
+
+
+def auto_order(tracepoint_exit_only: bool) -> Tuple[str, ...]:
+    """The attach points auto tries, best first: tracepoint last unless its exit programs can stand alone."""
+    if tracepoint_exit_only:
+        return ATTACH_MODES
+    return tuple(mode for mode in ATTACH_MODES if mode != "tracepoint") + ("tracepoint",)
 
 
 # Which syscall argument (0-based) holds what.
@@ -734,6 +750,34 @@ def build_tracepoint_exit(layout: KernelLayout, options: ProbeOptions, fields: D
     return p
 
 
+def build_tracepoint_exit_only(layout: KernelLayout, options: ProbeOptions, code: int, fields: Dict[str, int]) -> Program:
+    """``syscalls:sys_exit_<open|openat|openat2>`` alone: the arguments from the user registers.
+
+    bpf_task_pt_regs(current task) is the user pt_regs, which still hold the
+    arguments at exit (as for tp_btf): no entry program and no hash, so one
+    run per open and none on any other syscall.
+    """
+    p = Program(isa="v3")
+    p.mov(CTX, R1)
+    p.call("get_current_task_btf")
+    p.mov(R1, R0)
+    p.call("task_pt_regs")
+    p.mov(R9, R0)  # a BTF pointer: plain loads, kept across helper calls
+    _array_slot(p, SCRATCH_MAP)
+    p.mov(RECORD, R0)
+    _stash_arguments(p, code, R9, layout.exit_arg_offsets, how_in_user_memory=True, layout=layout, to=_TO_RECORD)
+    p.ldxdw(R1, CTX, fields["ret"])
+    p.stxdw(RECORD, OFF_RET, R1)
+    if options.filters.failed_only:
+        p.jsge(R1, 0, "out")
+    _emit_entry_filters(p, options.filters, RECORD, OFF_FLAGS)
+    p.call("ktime_get_ns")
+    p.stxdw(RECORD, OFF_TIMESTAMP, R0)
+    _send(p, options, layout)
+    _finish(p)
+    return p
+
+
 def build_kretprobe(layout: KernelLayout, options: ProbeOptions) -> Program:
     """kretprobe on do_sys_openat2: the return value is in pt_regs' ax."""
     p = Program(isa="v3")
@@ -988,6 +1032,12 @@ def build_probe(attach: str, layout: KernelLayout, options: ProbeOptions = Probe
             leave = layout.tracepoint_fields.get(f"sys_exit_{suffix}")
             if enter is None or leave is None:
                 continue  # this kernel has no such tracepoint
+            if layout.task_pt_regs and layout.task is not None:
+                programs.append(
+                    ProbeProgram(PROGRAM_NAMES["tracepoint", f"exit_{code}"], "tracepoint", f"syscalls/sys_exit_{suffix}",
+                                 build_tracepoint_exit_only(layout, options, code, leave))
+                )
+                continue
             programs.append(
                 ProbeProgram(PROGRAM_NAMES["tracepoint", f"enter_{code}"], "tracepoint", f"syscalls/sys_enter_{suffix}",
                              build_tracepoint_enter(layout, options, code, enter))

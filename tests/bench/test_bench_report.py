@@ -139,21 +139,64 @@ def test_summary_figures() -> None:
     assert summary["bpftrace"]["reported_lost"] is None
 
 
+def with_issue16_figures(result: dict) -> dict:
+    """sample_result plus what issue 16's targets are measured against: opensnoop, the floor, the bare interpreter."""
+    result["tracers"]["opensnoop"] = {"available": True}
+    result["tracers"]["floor:tp_btf"] = {"available": True}
+    result["runs"] = [
+        run(0, "baseline", 2000, 3000) | {"getppid": {"ns_per_call": 100.0}},
+        run(0, "opensnoop", 10000, 9000) | {"getppid": {"ns_per_call": 110.0}},
+        run(0, "baseline", 2000, 3000) | {"getppid": {"ns_per_call": 100.0}},
+        run(0, "openat", 2400, 3300) | {"getppid": {"ns_per_call": 104.0}},
+        run(0, "baseline", 2000, 3000) | {"getppid": {"ns_per_call": 102.0}},
+    ]
+    result["launches"].append(launch("opensnoop", vmhwm_kb=13_000, startup_ms=20.0))
+    result["launches"][1]["mode"] = "tp_btf"
+    result["kstats"]["opensnoop"] = {"programs": [{"id": 3, "run_time_ns": 60_000, "run_cnt": 20}], "opens": 10}
+    result["kstats"]["floor:tp_btf"] = {"programs": [{"id": 4, "run_time_ns": 2_500, "run_cnt": 20}], "opens": 10}
+    result["interpreter_startup_ms"] = 50.0
+    result["interpreter_vmhwm_kb"] = 27_000
+    result["elf"] = {"ratio": 3.0, "openat_process_ms": 60.0, "bpftool_ms": 20.0}
+    result["summary"] = report.summarize(result)
+    return result
+
+
+def test_tax_is_the_difference_to_the_neighbouring_baselines() -> None:
+    summary = with_issue16_figures(sample_result())["summary"]
+    assert summary["opensnoop"]["tax_ns"] == pytest.approx(10.0)
+    assert summary["openat"]["tax_ns"] == pytest.approx(3.0)
+    assert summary["baseline"]["getppid_ns"] == 100.0
+
+
 def test_verdicts_met_and_missed() -> None:
-    by_key = {v["key"]: v for v in report.verdicts(sample_result()["summary"]["openat"])}
-    assert by_key["c_ratio"]["status"] == "met"
-    assert by_key["kernel_ns"]["status"] == "met"  # 300 ns ≤ 400
-    assert by_key["startup_ms"]["status"] == "met"
-    assert by_key["peak_rss_mb"]["status"] == "missed"
-    assert by_key["peak_rss_mb"]["factor"] == pytest.approx(30.72 / 25)
+    by_key = {v["key"]: v for v in report.verdicts(with_issue16_figures(sample_result()))}
+    assert by_key["c_ratio"]["status"] == "met"  # 1.2 ≤ 1.20
+    assert by_key["floor_ratio"]["value"] == pytest.approx(300 / 250)
+    assert by_key["floor_ratio"]["status"] == "met"
+    assert by_key["opensnoop_kernel_ratio"]["status"] == "reported"
+    assert by_key["tax_ns"]["status"] == "met"  # 3 ns ≤ opensnoop's 10
+    assert by_key["startup_ratio"]["value"] == pytest.approx((80 - 50) / 20)
+    assert by_key["startup_ratio"]["status"] == "missed"
+    assert by_key["rss_excess_mb"]["value"] == pytest.approx((30_000 - 27_000) * 1024 / 1e6)
+    assert by_key["rss_excess_mb"]["status"] == "met"
     assert by_key["lost"]["status"] == "missed"
+    assert by_key["elf_ratio"]["status"] == "missed"
+    assert by_key["elf_ratio"]["factor"] == pytest.approx(1.5)
+    assert by_key["asm_ms"]["status"] == "not measured"
+
+
+def test_tax_without_opensnoop_is_not_judged() -> None:
+    by_key = {v["key"]: v for v in report.verdicts(sample_result())}
+    assert by_key["tax_ns"]["status"] == "not measured"
+    assert by_key["floor_ratio"]["status"] == "not measured"
 
 
 def test_markdown_lists_every_tracer_and_the_misses() -> None:
-    text = report.render_markdown(sample_result())
-    assert "| per-open time ÷ no tracer (C) | 1.00 | 5.00 | 1.20 | ≤ 1.3 | met |" in text
+    text = report.render_markdown(with_issue16_figures(sample_result()))
+    assert "| per-open time ÷ no tracer (C) | 1.00 | – | 5.00 | 1.20 |" in text
+    assert "| per-open time ÷ no tracer (C generator) | bpftrace –; opensnoop 5.00 | 1.20 | ≤ 1.20 | met |" in text
     assert "## Where openat misses a target" in text
-    assert "peak RSS: 30.7 MB against ≤ 25 MB (1.23× the target)" in text
+    assert "start-up − bare interpreter's, ÷ opensnoop's start-up: 1.50 against ≤ 1.00 (1.50× the target)" in text
     assert "1 of 10" in text
 
 
@@ -182,7 +225,7 @@ def test_line_counter_counts_needles_split_across_reads(tmp_path) -> None:
 
 def test_markdown_shows_the_bare_interpreter_under_peak_rss() -> None:
     result = sample_result()
-    row = lambda text: next(line for line in text.splitlines() if line.startswith("| peak RSS"))
+    row = lambda text: next(line for line in text.splitlines() if line.startswith("| peak RSS (VmHWM)"))
     assert row(report.render_markdown(result)).split(" | ")[1] == "–"
     result["interpreter_vmhwm_kb"] = 13_184
     assert row(report.render_markdown(result)).split(" | ")[1] == "13.5 MB (python -c pass)"

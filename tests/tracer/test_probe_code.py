@@ -118,3 +118,27 @@ def test_ids_over_the_whole_u32_range_compile(layout, field):
         # JMP32 compares: each value as the 32-bit immediate, 2**31 and up shown signed
         for shown in ("0x7fffffff", "-0x80000000", "-0x1"):
             assert f"if w1 == {shown} goto" in listing, (mode, shown)
+
+
+def test_tracepoint_exit_programs_stand_alone_with_task_pt_regs(layout):
+    from openat.tracer.kernel_layout import TaskLayout
+
+    classic = build_probe("tracepoint", layout, ProbeOptions())
+    assert any(p.target.startswith("syscalls/sys_enter_") for p in classic)
+    task = TaskLayout(pid=1, tgid=2, comm=3, cred=4, uid=5, gid=6)
+    exit_only = build_probe("tracepoint", layout._replace(task=task, task_pt_regs=True), ProbeOptions())
+    assert [p.target for p in exit_only] == [p.target for p in classic if p.target.startswith("syscalls/sys_exit_")]
+    for probe in exit_only:
+        listing = probe.program.listing()
+        assert "bpf_task_pt_regs" in listing
+        assert "bpf_map_lookup_elem" in listing and "bpf_map_update_elem" not in listing  # scratch only, no hash
+    # Without a task layout (no BTF) the flag alone does not drop the entry programs.
+    no_task = build_probe("tracepoint", layout._replace(task_pt_regs=True), ProbeOptions())
+    assert [p.target for p in no_task] == [p.target for p in classic]
+
+
+def test_auto_puts_tracepoint_before_the_raw_tracepoints_only_when_it_needs_no_entry_programs():
+    from openat.tracer.probe import auto_order
+
+    assert auto_order(True) == ("kprobe", "fentry", "tracepoint", "tp_btf", "raw_tp")
+    assert auto_order(False) == ("kprobe", "fentry", "tp_btf", "raw_tp", "tracepoint")
