@@ -85,7 +85,16 @@ def run(runs: int = 30) -> dict[str, Any]:
         "target_ms": TARGET_MS,
         "meets_target": statistics.median(dsl) < TARGET_MS,
         "python": sys.version.split()[0],
+        "hostile_text": _hostile_text(),
     }
+
+
+def _hostile_text() -> dict[str, Any]:
+    """The worst growth of assembly time over hostile text (bench/asm_linear.py)."""
+    from bench import asm_linear
+
+    figures = asm_linear.run()
+    return {key: figures[key] for key in ("worst_shape", "worst_ratio", "target_ratio", "meets_target")}
 
 
 def main() -> None:

@@ -101,6 +101,11 @@ def _read_index(key: bytes) -> Optional[bytes]:
         return None
     try:
         with open(where, "rb") as f:
+            st = os.fstat(f.fileno())
+            # Root run with a user's $HOME (sudo -E) must not take an index that
+            # user wrote: wrong marks would give wrong offsets, not an error.
+            if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+                return None
             data = f.read()
     except OSError:
         return None

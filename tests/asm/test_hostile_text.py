@@ -1,12 +1,12 @@
-"""The assembler on hostile text: ASCII numbers only, AsmSyntaxError for the rest, linear time."""
+"""The assembler on hostile text: ASCII numbers only, AsmSyntaxError for the rest, an answer at any size."""
 
 from __future__ import annotations
 
-import time
 from typing import Callable
 
 import pytest
 
+from bench.asm_linear import HOSTILE
 from openat.asm import AsmSyntaxError, assemble
 
 LONG = "1" * 5000  # past Python's 4,300-digit limit on int() of a decimal string
@@ -105,54 +105,17 @@ def test_columns_count_through_block_comments() -> None:
     assert info.value.column == 14
 
 
-# --------------------------------------------------------------------------- linear time
-
-def _best_seconds(text: str, repetitions: int = 5) -> float:
-    """The fastest of a few runs, in CPU time: what the code costs, not what a busy machine added.
-
-    Wall time would count the time other processes held the CPU, which on a loaded machine
-    falls more often on a long run than on a short one and skews the ratio.
-    """
-    best = float("inf")
-    for _ in range(repetitions):
-        start = time.process_time()
-        try:
-            assemble(text)
-        except AsmSyntaxError:
-            pass
-        best = min(best, time.process_time() - start)
-    return best
-
-
-# Inputs that a quadratic scan or a backtracking regex would make slow, by size n: each
-# regex of the assembler meets long runs of what its quantifiers accept, then a mismatch.
-HOSTILE: dict[str, Callable[[int], str]] = {
-    "block comments": lambda n: "/**/" * n + "exit",
-    "comment after comment": lambda n: "/* */#" * n,
-    "unterminated comments": lambda n: "exit " + "/*" * n,
-    "spaces then junk": lambda n: "r0 = " + " " * n + "x",
-    "digits then junk": lambda n: "r0 = " + "1" * n + " x",
-    "hex digits then junk": lambda n: "r0 = 0x" + "f" * n + " x",
-    "register digits": lambda n: "r" + "1" * n + " x",
-    "identifier": lambda n: "a" * n,
-    "label definitions": lambda n: "a:" * n,
-    "spaces in a jump": lambda n: "if r1 ==" + " " * n + "1" + " " * n + "goto",
-    "spaces in a packet load": lambda n: "r0 = *(u8 *)skb[r1" + " " * n + "+" + " " * n,
-    "spaces in an address": lambda n: "r0 = *(u8 *)(r1" + " " * n + "+" + " " * n + "1" + " " * n,
-    "spaces in call pc": lambda n: "call pc" + " " * n + "+" + " " * n,
-    "opening parentheses": lambda n: "r0 = *(" * n,
-    "spaces before ll": lambda n: "r0 = 1" + " " * n + "l",
-}
-
+# --------------------------------------------------------------------------- hostile sizes
+# How the time grows with these inputs is measured by bench/asm_linear.py (a
+# timing ratio has no place in a unit test); here, their outcome at a size
+# where quadratic work would already take minutes.
 
 @pytest.mark.parametrize("name", list(HOSTILE))
-def test_assembly_time_is_linear_in_the_input_size(name: str) -> None:
-    """4x the input takes under 8x the time (quadratic would be 16x); no absolute threshold."""
-    make = HOSTILE[name]
-    size = 1000
-    # Big enough that the timer's resolution and the interpreter's fixed costs do not count.
-    while _best_seconds(make(size), 1) < 0.002 and size < 256_000:
-        size *= 2
-    small = _best_seconds(make(size))
-    large = _best_seconds(make(4 * size))
-    assert large < 8 * small, f"{name}: {small * 1e3:.2f} ms for n={size}, {large * 1e3:.2f} ms for 4n"
+def test_hostile_text_of_any_size_gets_an_answer(name: str) -> None:
+    text = HOSTILE[name](50_000)
+    try:
+        code = assemble(text)
+    except AsmSyntaxError as error:
+        assert error.line >= 1 and error.column >= 1, name
+    else:
+        assert len(code) % 8 == 0, name  # whole instructions (none where all is comment)

@@ -116,3 +116,23 @@ def test_the_cache_can_be_turned_off(monkeypatch) -> None:
     btf = fresh()
     len(btf)
     assert not kbtf.save_vmlinux_index(btf)
+
+
+@needs_vmlinux
+def test_an_index_another_user_could_write_is_not_used(cache_dir) -> None:
+    btf = fresh()
+    len(btf)
+    assert kbtf.save_vmlinux_index(btf)
+    path = kbtf.index_cache_path()
+    assert fresh().index_state() is not None
+    os.chmod(path, 0o666)  # writable by anyone: whoever wrote it, it is not ours to trust
+    assert fresh().index_state() is None
+    os.chmod(path, 0o600)
+    if os.geteuid() != 0:
+        pytest.skip("making the file another user's takes root (chown)")
+    os.chown(path, os.geteuid() + 1, -1)
+    try:
+        assert fresh().index_state() is None
+    finally:
+        os.chown(path, os.geteuid(), -1)
+    assert fresh().index_state() is not None
