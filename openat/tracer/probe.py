@@ -729,7 +729,13 @@ def build_sys_exit(layout: KernelLayout, options: ProbeOptions, *, btf: bool) ->
         _stash_arguments(p, code, base, offsets, how_in_user_memory=True, layout=layout, to=_TO_RECORD)
         p.ja("arguments_read")
     p.label("arguments_read")
-    p.ldxdw(R1, CTX, 8)  # args[1]: the return value
+    _finish_at_exit(p, options, layout, 8)  # args[1]: the return value
+    return p
+
+
+def _finish_at_exit(p: Program, options: ProbeOptions, layout: KernelLayout, ret_offset: int) -> None:
+    """The rest of an exit program that read the arguments itself: result, filters, time, send."""
+    p.ldxdw(R1, CTX, ret_offset)
     p.stxdw(RECORD, OFF_RET, R1)
     if options.filters.failed_only:
         p.jsge(R1, 0, "out")
@@ -738,7 +744,6 @@ def build_sys_exit(layout: KernelLayout, options: ProbeOptions, *, btf: bool) ->
     p.stxdw(RECORD, OFF_TIMESTAMP, R0)
     _send(p, options, layout)
     _finish(p)
-    return p
 
 
 def build_tracepoint_exit(layout: KernelLayout, options: ProbeOptions, fields: Dict[str, int]) -> Program:
@@ -766,15 +771,7 @@ def build_tracepoint_exit_only(layout: KernelLayout, options: ProbeOptions, code
     _array_slot(p, SCRATCH_MAP)
     p.mov(RECORD, R0)
     _stash_arguments(p, code, R9, layout.exit_arg_offsets, how_in_user_memory=True, layout=layout, to=_TO_RECORD)
-    p.ldxdw(R1, CTX, fields["ret"])
-    p.stxdw(RECORD, OFF_RET, R1)
-    if options.filters.failed_only:
-        p.jsge(R1, 0, "out")
-    _emit_entry_filters(p, options.filters, RECORD, OFF_FLAGS)
-    p.call("ktime_get_ns")
-    p.stxdw(RECORD, OFF_TIMESTAMP, R0)
-    _send(p, options, layout)
-    _finish(p)
+    _finish_at_exit(p, options, layout, fields["ret"])
     return p
 
 
