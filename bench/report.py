@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import statistics
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 BASELINE = "baseline"
 TRACER_ORDER = ("bpftrace", "opensnoop", "openat")
@@ -83,6 +83,33 @@ def parse_lost(stderr_text: str, cumulative: bool = False) -> Optional[int]:
     return total
 
 
+def _neighbouring_baselines(sequence: Sequence[tuple[str, Optional[float]]], index: int) -> list[float]:
+    """The nearest successful baseline on each side of run ``index`` (a failed baseline is skipped)."""
+    neighbours = []
+    for step in (-1, 1):
+        j = index + step
+        while 0 <= j < len(sequence):
+            other_slot, other_value = sequence[j]
+            if other_slot == BASELINE and other_value is not None:
+                neighbours.append(other_value)
+                break
+            j += step
+    return neighbours
+
+
+def _paired(sequence: Sequence[tuple[str, Optional[float]]],
+            against: Callable[[float, float], float]) -> dict[str, list[float]]:
+    """``against(run, mean of its neighbouring baselines)`` for every tracer run, by tracer."""
+    out: dict[str, list[float]] = {}
+    for index, (slot, value) in enumerate(sequence):
+        if slot == BASELINE or value is None:
+            continue
+        neighbours = _neighbouring_baselines(sequence, index)
+        if neighbours:
+            out.setdefault(slot, []).append(against(value, statistics.fmean(neighbours)))
+    return out
+
+
 def paired_ratios(sequence: Sequence[tuple[str, Optional[float]]]) -> dict[str, list[float]]:
     """Ratio of each tracer run to the no-tracer runs right next to it.
 
@@ -91,22 +118,7 @@ def paired_ratios(sequence: Sequence[tuple[str, Optional[float]]]) -> dict[str, 
     neighbouring baselines (rather than one global baseline) is what makes slow
     drift of the machine (thermal, other tenants) cancel.
     """
-    ratios: dict[str, list[float]] = {}
-    for index, (slot, value) in enumerate(sequence):
-        if slot == BASELINE or value is None:
-            continue
-        neighbours = []
-        for step in (-1, 1):
-            j = index + step
-            while 0 <= j < len(sequence):
-                other_slot, other_value = sequence[j]
-                if other_slot == BASELINE and other_value is not None:  # a failed baseline is skipped
-                    neighbours.append(other_value)
-                    break
-                j += step
-        if neighbours:
-            ratios.setdefault(slot, []).append(value / statistics.fmean(neighbours))
-    return ratios
+    return _paired(sequence, lambda run, baseline: run / baseline)
 
 
 def paired_differences(sequence: Sequence[tuple[str, Optional[float]]]) -> dict[str, list[float]]:
@@ -115,22 +127,7 @@ def paired_differences(sequence: Sequence[tuple[str, Optional[float]]]) -> dict[
     The tax on other syscalls is a few nanoseconds on a ~100-ns syscall, so it
     reads better as the difference than as a ratio near 1.
     """
-    out: dict[str, list[float]] = {}
-    for index, (slot, value) in enumerate(sequence):
-        if slot == BASELINE or value is None:
-            continue
-        neighbours = []
-        for step in (-1, 1):
-            j = index + step
-            while 0 <= j < len(sequence):
-                other_slot, other_value = sequence[j]
-                if other_slot == BASELINE and other_value is not None:
-                    neighbours.append(other_value)
-                    break
-                j += step
-        if neighbours:
-            out.setdefault(slot, []).append(value - statistics.fmean(neighbours))
-    return out
+    return _paired(sequence, lambda run, baseline: run - baseline)
 
 
 def _median(values: Iterable[Optional[float]]) -> Optional[float]:
