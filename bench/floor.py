@@ -32,7 +32,7 @@ from openat.uapi import BPF_RB_NO_WAKEUP
 
 MODES = ("tp_btf", "raw_tp", "tracepoint")
 EVENTS = "events"
-RING_SIZE = 2 << 20  # the tracer's default ring
+RING_SIZE = 1 << 20  # the tracer's default ring
 NAME_SIZE = DEFAULT_FILENAME_SIZE  # the tracer's default name buffer
 STACK_REGS = -64  # raw_tp: the pt_regs span holding the syscall number and the name pointer
 

@@ -80,12 +80,14 @@ FOLLOW_ENTRIES = 1 << 16  # processes and threads of -- CMD alive at once
 # recently submitted is dropped (unreported) when more are in flight.
 URING_ENTRIES = 256
 
-# The ring's default size. Measured at full load (one core making ~350,000
-# opens a second, the reader on the other): the reader keeps up using about
-# half its core, and 2 MiB (~23,000 records, ~65 ms of that load) absorbs its
-# stalls with nothing lost; the ring's pages are resident in the reader, so
+# The ring's default size. Measured at full load (bench/loadgen.c making
+# ~500,000 opens a second on one core, the reader on the other): the reader
+# keeps up, and 1 MiB (~7,000 of its records, ~14 ms of that load) absorbed
+# its stalls with nothing lost in 10 runs of 500,000 opens, 2 of them with a
+# busy loop sharing the reader's core; 512 KiB lost 765 records in one of 3,
+# 256 KiB 216 in one of 3. The ring's pages are resident in the reader, so
 # every MiB more is a MiB of its RSS. --ring-size buys more for longer stalls.
-DEFAULT_RING_SIZE = 2 << 20
+DEFAULT_RING_SIZE = 1 << 20
 
 # Best first, as auto tries them. kprobe and fentry run only on the open path;
 # tracepoint runs no BPF on other syscalls (0 runs, where tp_btf and raw_tp on
