@@ -11,7 +11,9 @@ which follow the uapi headers.
 from __future__ import annotations
 
 import os
-from typing import Dict, Iterable, Mapping, NamedTuple, Optional, Protocol, Sequence, Tuple
+from typing import Dict, Iterable, Mapping, Optional, Protocol, Sequence, Tuple
+
+from .fieldtuple import FieldTuple
 
 __all__ = ["Arch", "ARCHES", "UnsupportedMachine", "arch", "machine_name", "pt_regs_offsets", "syscall_wrapper_prefix"]
 
@@ -26,7 +28,7 @@ class _MemberOffsets(Protocol):
     def member_offset(self, struct: str, path: str) -> int: ...
 
 
-class Arch(NamedTuple):
+class Arch(FieldTuple):
     """One machine's facts. Register names are ``struct pt_regs`` member paths."""
 
     name: str  # as the kernel's uname -m says: x86_64, aarch64

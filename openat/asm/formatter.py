@@ -16,8 +16,9 @@ these; llvm-mc does not):
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Mapping, NamedTuple, Optional, Sequence, Union
+from typing import Callable, Dict, Mapping, Optional, Sequence, Union
 
+from ..fieldtuple import FieldTuple
 from .helper_ids import HELPER_NAMES
 from .opcodes import (
     ALL_FORMS,
@@ -63,7 +64,7 @@ def _relative(delta: int) -> str:
     return f"-0x{-delta:x}" if delta < 0 else f"+0x{delta:x}"
 
 
-class _Context(NamedTuple):
+class _Context(FieldTuple):
     """What spelling one instruction may need besides its fields."""
 
     slot: Optional[int]

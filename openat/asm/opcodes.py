@@ -12,7 +12,9 @@ so the knowledge lives in one place.
 
 from __future__ import annotations
 
-from typing import Final, NamedTuple
+from typing import Final
+
+from ..fieldtuple import FieldTuple
 
 # Instruction classes (opcode & 0x07).
 BPF_LD: Final = 0x00
@@ -151,7 +153,7 @@ JMP_OP_SYMBOLS: Final[dict[int, str]] = {
 }
 
 
-class Form(NamedTuple):
+class Form(FieldTuple):
     """How one opcode byte uses the instruction's other fields.
 
     ``kind`` is one of: alu, neg, mov, end, jcond, ja, gotol, call, exit, ldx, ldxs, st, stx,

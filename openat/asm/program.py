@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 import re
 import sys
-from typing import Any, Mapping, NamedTuple, NoReturn, Union
+from typing import Any, Mapping, NoReturn, Union
 
+from ..fieldtuple import FieldTuple
 from .errors import AsmError, IsaLevelError
 from .formatter import format_instruction
 from .helper_ids import HELPER_IDS, HELPER_NAMES
@@ -133,7 +134,7 @@ def caller_source(skip: int = 1) -> str:
     return "<unknown>"
 
 
-class Relocation(NamedTuple):
+class Relocation(FieldTuple):
     """A map reference in a wide load, resolved to an fd by :meth:`Program.encode`."""
 
     index: int  #: position in :attr:`Program.instructions`
@@ -144,7 +145,7 @@ class Relocation(NamedTuple):
     source: str
 
 
-class _Fixup(NamedTuple):
+class _Fixup(FieldTuple):
     index: int
     slot: int
     label: str

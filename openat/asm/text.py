@@ -15,8 +15,9 @@ field, an unknown register, a width mix-up or an undefined label is an
 from __future__ import annotations
 
 import re
-from typing import Callable, Match, NamedTuple, Optional
+from typing import Callable, Match, Optional
 
+from ..fieldtuple import FieldTuple
 from .errors import AsmError, AsmSyntaxError
 from .helper_ids import HELPER_IDS
 from .instruction import (
@@ -215,7 +216,7 @@ def _signed32(value: int) -> int:
     return value - (1 << 32) if value > INT32_MAX else value
 
 
-class _Reference(NamedTuple):
+class _Reference(FieldTuple):
     """A label an instruction refers to, and where the reference is in the text."""
 
     label: str

@@ -23,8 +23,9 @@ are kept, so what the kernel gets is what the compiler wrote.
 from __future__ import annotations
 
 import struct
-from typing import Dict, List, NamedTuple, Tuple
+from typing import Dict, List, Tuple
 
+from ..fieldtuple import FieldTuple
 from .reader import BTF_MAGIC, Btf, BtfError
 
 __all__ = ["BtfExt", "CoreRelo", "FuncInfo", "LineInfo", "encode_func_info", "encode_line_info"]
@@ -37,7 +38,7 @@ _LINE_INFO = struct.Struct("=IIII")
 _CORE_RELO = struct.Struct("=IIII")
 
 
-class FuncInfo(NamedTuple):
+class FuncInfo(FieldTuple):
     """struct bpf_func_info: the FUNC type of the function starting at ``insn_off``."""
 
     insn_off: int  # bytes within the section here; instructions once rebased for PROG_LOAD
@@ -45,7 +46,7 @@ class FuncInfo(NamedTuple):
     tail: bytes = b""  # bytes past the known fields, as the compiler wrote them
 
 
-class LineInfo(NamedTuple):
+class LineInfo(FieldTuple):
     """struct bpf_line_info: the C line starting at ``insn_off``."""
 
     insn_off: int
@@ -63,7 +64,7 @@ class LineInfo(NamedTuple):
         return self.line_col & 0x3FF
 
 
-class CoreRelo(NamedTuple):
+class CoreRelo(FieldTuple):
     """struct bpf_core_relo: the instruction at ``insn_off`` depends on ``kind`` of the local type ``type_id``."""
 
     insn_off: int

@@ -32,7 +32,9 @@ import struct
 from array import array
 from bisect import bisect_right
 from enum import IntEnum
-from typing import Callable, Iterator, NamedTuple, Optional, Union
+from typing import Callable, Iterator, Optional, Union
+
+from ..fieldtuple import FieldTuple
 
 
 __all__ = [
@@ -104,7 +106,7 @@ Finder = Callable[[bytes, int, int], int]
 _HEADER = struct.Struct("=HBBIIIII")  # struct btf_header, in BtfHeader's field order
 
 
-class BtfHeader(NamedTuple):
+class BtfHeader(FieldTuple):
     """struct btf_header. Section offsets are relative to the end of the header (``hdr_len``)."""
 
     magic: int
@@ -173,7 +175,7 @@ def _trailing_codec(spec: _TrailingSpec) -> tuple[struct.Struct, type, bool]:
     return struct.Struct("=" + fmt), collections.namedtuple(name, fields), repeated
 
 
-class BtfTypeRecord(NamedTuple):
+class BtfTypeRecord(FieldTuple):
     """A type record as stored, from :meth:`Btf.raw_type`: struct btf_type with ``info`` split up.
 
     ``extra`` is what follows the common words, per ``_TRAILING``: None for
@@ -198,11 +200,11 @@ _MODIFIERS = (BtfKind.TYPEDEF, BtfKind.VOLATILE, BtfKind.CONST, BtfKind.RESTRICT
 # --- decoded views --------------------------------------------------------------
 
 
-# NamedTuples rather than frozen dataclasses: as immutable and comparable,
-# and ~1 ms cheaper to define, which every start of the tracer pays.
+# FieldTuples rather than frozen dataclasses: as immutable and comparable,
+# and cheaper to define, which every start of the tracer pays.
 
 
-class Member(NamedTuple):
+class Member(FieldTuple):
     """A struct/union member; ``bit_offset`` from the start of its parent."""
 
     name: str
@@ -215,19 +217,19 @@ class Member(NamedTuple):
         return self.bit_offset // 8
 
 
-class Param(NamedTuple):
+class Param(FieldTuple):
     name: str
     type_id: int
 
 
-class EnumValue(NamedTuple):
+class EnumValue(FieldTuple):
     """An enumerator; ``value`` is signed when its enum's ``kind_flag`` is set, else unsigned."""
 
     name: str
     value: int
 
 
-class DatasecEntry(NamedTuple):
+class DatasecEntry(FieldTuple):
     """A variable of a DATASEC: its VAR (or FUNC) type, offset and size in the section."""
 
     type_id: int
@@ -235,7 +237,7 @@ class DatasecEntry(NamedTuple):
     size: int
 
 
-class BtfType(NamedTuple):
+class BtfType(FieldTuple):
     """One decoded type. ``size`` for sized kinds, ``type_id`` for referencing ones.
 
     INT: ``encoding`` (BTF_INT_SIGNED/CHAR/BOOL), ``bits`` and

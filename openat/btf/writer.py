@@ -33,8 +33,9 @@ object's instructions, maps and ``.BTF.ext`` say.
 from __future__ import annotations
 
 import struct
-from typing import Dict, NamedTuple, Optional
+from typing import Dict, Optional
 
+from ..fieldtuple import FieldTuple
 from .reader import BTF_MAGIC, Btf, BtfError, BtfKind
 
 __all__ = ["BtfFeatures", "BtfPatch", "sanitize"]
@@ -44,7 +45,7 @@ _HEADER = struct.Struct("=HBBIIIII")
 _FUNC_GLOBAL = 1
 
 
-class BtfFeatures(NamedTuple):
+class BtfFeatures(FieldTuple):
     """What BTF the kernel accepts (all True: a kernel of 6.0 or later needs no sanitizing)."""
 
     func: bool = True

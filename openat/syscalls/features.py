@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Dict, NamedTuple, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 from ..asm import R0, R1, W0, W1, Program
 from ..btf import BtfError, BtfKind
+from ..fieldtuple import FieldTuple
 from ..uapi import XDP_FLAGS_SKB_MODE, AttachType, MapType, ProgType, TcAction, XdpAction, enum_name
 from .btf import save_vmlinux_index, vmlinux_btf
 from .errors import LOCKDOWN_FILE, BpfError, lockdown_mode
@@ -66,7 +67,7 @@ LOOPBACK_IFINDEX = 1
 ISA_LEVELS = ("v1", "v2", "v3", "v4")
 
 
-class Feature(NamedTuple):
+class Feature(FieldTuple):
     """A probe's answer; truthy when the feature works. ``reason`` is one line either way."""
 
     available: bool

@@ -1,16 +1,17 @@
 """What the kernel says about its BPF objects: BPF_OBJ_GET_INFO_BY_FD, the id walks, run-time stats.
 
-The results are NamedTuples: as immutable and comparable as frozen
-dataclasses, without the import of ``dataclasses`` (and ``inspect``) that
-would cost every user of ``openat.syscalls`` start-up time.
+The results are FieldTuples (:mod:`openat.fieldtuple`): as immutable and
+comparable as frozen dataclasses, without the import of ``dataclasses`` (and
+``inspect``) that would cost every user of ``openat.syscalls`` start-up time.
 """
 
 from __future__ import annotations
 
 import ctypes
 import errno as _errno
-from typing import Iterator, NamedTuple, Optional, Tuple
+from typing import Iterator, Optional, Tuple
 
+from ..fieldtuple import FieldTuple
 from ..uapi import BPF_STATS_RUN_TIME, Cmd, LinkType, MapType, ProgType, enum_name
 from .attrs import EnableStatsAttr, GetIdAttr, InfoAttr, LinkInfoStruct, MapInfoStruct, ProgInfoStruct, bpf, bpf_or_raise, u32
 from .errors import error_from_errno
@@ -35,7 +36,7 @@ __all__ = [
 ]
 
 
-class ProgInfo(NamedTuple):
+class ProgInfo(FieldTuple):
     """BPF_OBJ_GET_INFO_BY_FD for a program."""
 
     id: int
@@ -58,7 +59,7 @@ class ProgInfo(NamedTuple):
         return enum_name(ProgType, self.type)
 
 
-class MapInfo(NamedTuple):
+class MapInfo(FieldTuple):
     """BPF_OBJ_GET_INFO_BY_FD for a map."""
 
     id: int
@@ -77,7 +78,7 @@ class MapInfo(NamedTuple):
         return enum_name(MapType, self.type)
 
 
-class LinkInfo(NamedTuple):
+class LinkInfo(FieldTuple):
     """BPF_OBJ_GET_INFO_BY_FD for a link (raw_tp name / tracing target filled in)."""
 
     id: int

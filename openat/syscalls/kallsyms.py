@@ -9,14 +9,16 @@ so they never match.
 from __future__ import annotations
 
 import re
-from typing import Iterator, NamedTuple, Optional
+from typing import Iterator, Optional
+
+from ..fieldtuple import FieldTuple
 
 __all__ = ["KernelSymbol", "find_symbol", "lookup", "open_syscall_function"]
 
 KALLSYMS = "/proc/kallsyms"
 
 
-class KernelSymbol(NamedTuple):
+class KernelSymbol(FieldTuple):
     """One /proc/kallsyms line. ``address`` is 0 when kptr_restrict hides it."""
 
     name: str

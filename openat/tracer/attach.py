@@ -13,9 +13,10 @@ import errno
 import os
 import select
 import struct
-from typing import Callable, Dict, List, NamedTuple, Optional
+from typing import Callable, Dict, List, Optional
 
 from ..btf import Btf
+from ..fieldtuple import FieldTuple
 from ..link import kprobe, raw_tracepoint, tracepoint, tracing
 from ..syscalls import features
 from ..syscalls.btf import vmlinux_btf
@@ -68,7 +69,7 @@ class TracerError(Exception):
     """The tracer cannot run; the message says why, in one line."""
 
 
-class Attempt(NamedTuple):
+class Attempt(FieldTuple):
     """One attach point tried, and what the kernel said."""
 
     mode: str

@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 import re
 from types import MappingProxyType
-from typing import Dict, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 from ..arch import Arch, UnsupportedMachine, arch, machine_name, pt_regs_offsets
 from ..btf import Btf, BtfError
+from ..fieldtuple import FieldTuple
 from ..uapi import OPEN_HOW_FLAGS_OFFSET
 from .records import SYSCALL_NAMES, SYSCALL_UNKNOWN
 
@@ -38,7 +39,7 @@ TRACEPOINT_EVENTS = tuple(
 )
 
 
-class TaskLayout(NamedTuple):
+class TaskLayout(FieldTuple):
     """Offsets in ``struct task_struct`` and ``struct cred`` (from BTF).
 
     With them the probe reads who opened with plain loads from
@@ -57,7 +58,7 @@ class TaskLayout(NamedTuple):
     gid: int
 
 
-class PathLayout(NamedTuple):
+class PathLayout(FieldTuple):
     """Offsets for ``-F``'s walk of the opener's directory in the kernel (from BTF).
 
     From the task to its ``fs_struct`` (root and cwd, each a ``struct path``
@@ -85,7 +86,7 @@ class PathLayout(NamedTuple):
     mount_mountpoint: int
 
 
-class NamespaceLayout(NamedTuple):
+class NamespaceLayout(FieldTuple):
     """task_struct -> nsproxy -> mnt_namespace -> ns.inum: the mount namespace's id (from BTF)."""
 
     task_nsproxy: int
@@ -93,7 +94,7 @@ class NamespaceLayout(NamedTuple):
     mnt_ns_inum: int
 
 
-class UringLayout(NamedTuple):
+class UringLayout(FieldTuple):
     """Where an io_uring open request keeps its arguments (from BTF).
 
     The request (``struct io_kiocb``) holds a ``struct io_open`` at ``cmd``
@@ -118,7 +119,7 @@ EXTRA_TRACEPOINTS = {
 }
 
 
-class KernelLayout(NamedTuple):
+class KernelLayout(FieldTuple):
     """Offsets the probe needs from the running kernel (BTF, or tables).
 
     ``arg_offsets``: byte offsets in ``struct pt_regs`` of the first three

@@ -30,10 +30,11 @@ multiple of the fill mark wakes the reader; it also polls on a short timer.
 
 from __future__ import annotations
 
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..arch import arch
 from ..asm import R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10, W0, W1, W2, Program, Register
+from ..fieldtuple import FieldTuple
 from ..uapi import (
     AT_FDCWD,
     BPF_ANY,
@@ -155,11 +156,11 @@ RECORD = R7
 NAME_PTR = R8
 
 
-# NamedTuples, not dataclasses: importing dataclasses (and inspect with it)
+# FieldTuples, not dataclasses: importing dataclasses (and inspect with it)
 # and creating the classes cost the tracer's start-up about 10 ms and 1 MB.
 
 
-class _FilterFields(NamedTuple):
+class _FilterFields(FieldTuple):
     pids: Tuple[int, ...] = ()
     tids: Tuple[int, ...] = ()
     uids: Tuple[int, ...] = ()
@@ -199,7 +200,7 @@ class Filters(_FilterFields):
                     or self.cgroup or self.container or self.follow)
 
 
-class _OptionFields(NamedTuple):
+class _OptionFields(FieldTuple):
     filename_size: int = DEFAULT_FILENAME_SIZE  # bytes, NUL included
     wakeup_mark: int = DEFAULT_RING_SIZE // 8  # the reader is woken each time unread data crosses a multiple of this
     filters: Filters = Filters()
@@ -223,7 +224,7 @@ class ProbeOptions(_OptionFields):
         return self
 
 
-class ProbeProgram(NamedTuple):
+class ProbeProgram(FieldTuple):
     """One program of the probe and where it goes.
 
     ``kind`` is how the kernel attaches it: kprobe, kretprobe, fexit,
@@ -524,7 +525,7 @@ def _perf_output(p: Program, done: str = "out") -> None:
 # ------------------------------------------------------------ entry side
 
 
-class _Destination(NamedTuple):
+class _Destination(FieldTuple):
     """Where argument-reading code puts what it reads."""
 
     base: Register

@@ -23,8 +23,9 @@ the buffer from a longer one, so the probe checks the next byte.
 from __future__ import annotations
 
 import struct
-from typing import Mapping, NamedTuple, Optional, Tuple
+from typing import Mapping, Optional, Tuple
 
+from ..fieldtuple import FieldTuple
 from ._layout import EVENT_FORMAT, EVENT_OFFSETS, EVENT_SIZE
 
 # Kinds of record. Only ENTRY and COMPLETE carry a file name.
@@ -71,7 +72,7 @@ def field_offset(name: str, offsets: Mapping[str, int] = EVENT_OFFSETS) -> int:
         raise KeyError(f"the record has no field {name!r}; it has {', '.join(offsets)}") from None
 
 
-class OpenEvent(NamedTuple):
+class OpenEvent(FieldTuple):
     """One decoded open: what the probe saw, with the name's raw bytes."""
 
     timestamp_ns: int

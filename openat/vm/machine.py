@@ -20,7 +20,7 @@ import random
 import struct
 import time
 from itertools import repeat
-from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ..asm.errors import DecodeError
 from ..asm.formatter import format_instruction
@@ -36,6 +36,7 @@ from ..asm.opcodes import (
     ISA_LEVELS,
 )
 from ..asm.program import Program
+from ..fieldtuple import FieldTuple
 from .errors import VmError
 from .helpers import BUILTIN_HELPERS, Helper
 from .maps import ArrayMap, PerCpuArrayMap, RingBufMap, VmMap
@@ -66,7 +67,7 @@ ProgramInput = Union[Program, bytes, bytearray, memoryview, Sequence[Instruction
 MapsInput = Union[Mapping[Union[str, int], VmMap], Sequence[VmMap], None]
 
 
-class CurrentTask(NamedTuple):
+class CurrentTask(FieldTuple):
     """The task the helpers report as current: ``get_current_pid_tgid`` is ``pid << 32 | tid``,
     ``get_current_uid_gid`` is ``gid << 32 | uid``; ``task_struct`` is the address of a
     region holding one (what ``get_current_task[_btf]`` returns; 0: none)."""

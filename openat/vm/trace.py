@@ -11,9 +11,10 @@ printed. :meth:`Trace.text` lays them out one line per step::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator, List, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Iterator, List, Optional, Tuple
 
 from ..asm.formatter import format_instruction
+from ..fieldtuple import FieldTuple
 from .errors import VmError
 from .memory import MemoryFault
 
@@ -26,7 +27,7 @@ __all__ = ["MemoryWrite", "RegisterChange", "Trace", "TraceStep", "printable"]
 M64 = (1 << 64) - 1
 
 
-class RegisterChange(NamedTuple):
+class RegisterChange(FieldTuple):
     """A register an instruction changed; ``points_to`` names the region the new value points into."""
 
     register: int
@@ -35,7 +36,7 @@ class RegisterChange(NamedTuple):
     points_to: str = ""
 
 
-class MemoryWrite(NamedTuple):
+class MemoryWrite(FieldTuple):
     """Bytes stored at ``address`` (``where``: region and offset, e.g. ``fp-0x8``)."""
 
     address: int
@@ -43,7 +44,7 @@ class MemoryWrite(NamedTuple):
     where: str
 
 
-class TraceStep(NamedTuple):
+class TraceStep(FieldTuple):
     """One executed instruction: ``step`` counts from 0; ``depth`` is the call frame (0: main)."""
 
     step: int

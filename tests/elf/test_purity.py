@@ -1,5 +1,5 @@
 """openat.elf is a pure layer: reading, listing, CO-RE and the kernel BTF blob import only openat.uapi,
-openat.arch, openat.asm, openat.btf and the standard library; openat.collection only when loading."""
+openat.arch, openat.fieldtuple, openat.asm, openat.btf and the standard library; openat.collection only when loading."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 
 from .objects import fixture
 
-ALLOWED = {"openat", "openat.uapi", "openat.arch", "openat.exports", "openat.asm", "openat.btf", "openat.elf"}
+ALLOWED = {"openat", "openat.uapi", "openat.arch", "openat.exports", "openat.fieldtuple", "openat.asm", "openat.btf", "openat.elf"}
 ALLOWED_PACKAGES = ("openat.asm.", "openat.btf.", "openat.elf.")
 
 

@@ -1,4 +1,4 @@
-"""openat.vm is a pure layer: it imports only openat.asm, openat.uapi, openat.arch and the
+"""openat.vm is a pure layer: it imports only openat.asm, openat.uapi, openat.arch, openat.fieldtuple and the
 standard library (no syscalls, no ctypes), so it runs on any OS without root."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-ALLOWED = {"openat", "openat.uapi", "openat.arch", "openat.exports"}
+ALLOWED = {"openat", "openat.uapi", "openat.arch", "openat.exports", "openat.fieldtuple"}
 ALLOWED_PACKAGES = ("openat.asm.", "openat.vm.")
 
 
