@@ -40,22 +40,19 @@ TRACEPOINT_EVENTS = tuple(
 
 
 class TaskLayout(FieldTuple):
-    """Offsets in ``struct task_struct`` and ``struct cred`` (from BTF).
+    """Offsets in ``struct task_struct`` (from BTF).
 
     With them the probe reads who opened with plain loads from
-    ``bpf_get_current_task_btf()`` instead of three helper calls
-    (get_current_pid_tgid, get_current_uid_gid, get_current_comm): measured
-    on 6.18, about 100 ns less per open, a fifth of the probe's cost.
-    ``uid``/``gid`` are offsets in ``struct cred``, whose address is at
-    ``cred`` in the task (the subjective credentials, as the helper reads).
+    ``bpf_get_current_task_btf()`` instead of helper calls
+    (get_current_pid_tgid, get_current_comm): measured on 6.18, with
+    get_current_uid_gid among them, about 100 ns less per open, a fifth of
+    the probe's cost. uid and gid still come from get_current_uid_gid: the
+    load of ``task->cred`` costs the verifier ~1 ms per program (probe.py).
     """
 
     pid: int
     tgid: int
     comm: int
-    cred: int
-    uid: int
-    gid: int
 
 
 class PathLayout(FieldTuple):
@@ -239,9 +236,6 @@ def _task_layout(btf: Btf) -> TaskLayout:
         pid=btf.member_offset("task_struct", "pid"),
         tgid=btf.member_offset("task_struct", "tgid"),
         comm=btf.member_offset("task_struct", "comm"),
-        cred=btf.member_offset("task_struct", "cred"),
-        uid=btf.member_offset("cred", "uid"),
-        gid=btf.member_offset("cred", "gid"),
     )
 
 

@@ -78,17 +78,12 @@ def _regs(layout, name_address: int, flags: int) -> bytes:
 
 
 def _task(machine: Machine, layout, current: CurrentTask) -> int:
-    """task_struct and cred regions with this thread's identity at the BTF offsets; the task's address."""
+    """A task_struct region with this thread's identity at the BTF offsets; the task's address."""
     task = layout.task
-    cred = bytearray(max(task.uid, task.gid) + 4)
-    struct.pack_into("<I", cred, task.uid, current.uid)
-    struct.pack_into("<I", cred, task.gid, current.gid)
-    cred_region = machine.memory.add("cred", cred, writable=False)
-    blob = bytearray(max(task.pid + 4, task.tgid + 4, task.comm + 16, task.cred + 8))
+    blob = bytearray(max(task.pid + 4, task.tgid + 4, task.comm + 16))
     struct.pack_into("<I", blob, task.pid, current.tid)
     struct.pack_into("<I", blob, task.tgid, current.pid)
     blob[task.comm : task.comm + 16] = current.comm.ljust(16, b"\0")
-    struct.pack_into("<Q", blob, task.cred, cred_region.base)
     return machine.memory.add("task_struct", blob, writable=False).base
 
 
