@@ -200,17 +200,27 @@ def opener() -> Iterator[Opener]:
 
 def program_ids_held_by(pid: int) -> Set[int]:
     """Ids of the BPF programs process ``pid`` holds (fds on programs or links)."""
-    ids: Set[int] = set()
-    fdinfo = Path(f"/proc/{pid}/fdinfo")
-    for entry in fdinfo.iterdir():
+    texts = []
+    for entry in Path(f"/proc/{pid}/fdinfo").iterdir():
         try:
-            text = entry.read_text()
+            texts.append(entry.read_text())
         except OSError:
             continue  # closed meanwhile
-        for line in text.splitlines():
-            if line.startswith("prog_id:"):
-                ids.add(int(line.split()[1]))
-    return ids
+    return _program_ids_in_fdinfo("".join(texts))
+
+
+def program_ids_held_by_unseen(pid: int) -> Set[int]:
+    """``program_ids_held_by``, reading /proc from a child process: no open is made by this one.
+
+    For a tracer told to trace this process (``-p``), which would see those opens.
+    """
+    result = subprocess.run(["sh", "-c", f'cat /proc/{pid}/fdinfo/* 2>/dev/null'],
+                            stdout=subprocess.PIPE, text=True, timeout=60)
+    return _program_ids_in_fdinfo(result.stdout)
+
+
+def _program_ids_in_fdinfo(text: str) -> Set[int]:
+    return {int(line.split()[1]) for line in text.splitlines() if line.startswith("prog_id:")}
 
 
 def loaded_program_ids() -> Set[int]:

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from ..support import need_root
-from .conftest import ATTACH_TIMEOUT_S, program_ids_held_by, wait_until_unloaded
+from .conftest import ATTACH_TIMEOUT_S, program_ids_held_by_unseen, wait_until_unloaded
 
 NO_SPACE = "openat: cannot write output: No space left on device"
 
@@ -38,7 +38,7 @@ def _trace_into(stdout, *args: str) -> tuple[int, list[str], set]:
     reader = threading.Thread(target=read_stderr, daemon=True)
     reader.start()
     attached.wait(ATTACH_TIMEOUT_S)
-    programs = program_ids_held_by(process.pid) if process.poll() is None else set()
+    programs = program_ids_held_by_unseen(process.pid) if process.poll() is None else set()
     deadline = time.monotonic() + 60
     while process.poll() is None and time.monotonic() < deadline:
         for _ in range(50):  # opens for the tracer to report, so that it has something to write
