@@ -423,17 +423,20 @@ def _start_command(argv: List[str], tracer, stop: StopSignals):
     except BaseException:
         command.abandon()
         raise
-    if stop.received is not None:  # stopped while attaching: CMD never runs
-        command.abandon()
-        raise CommandError("stopped before the command started", 128 + stop.received)
-    command.release()
 
     def pass_on(signum: int) -> None:
         # A terminal's Ctrl-C reached the command already (same foreground process group).
         if stop.count == 1 and not (signum == signal.SIGINT and _in_terminal_foreground()):
             command.signal(signum)
 
+    # Before the check and the release: a signal from here on reaches the
+    # command, even one that comes while it is being released (an exec takes
+    # long under emulation); the child waits with the default dispositions.
     stop.on_signal = pass_on
+    if stop.received is not None:  # stopped while attaching: CMD never runs
+        command.abandon()
+        raise CommandError("stopped before the command started", 128 + stop.received)
+    command.release()
     return command
 
 

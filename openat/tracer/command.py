@@ -13,7 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
-from typing import Mapping, Optional, Sequence
+from typing import Iterable, Mapping, Optional, Sequence
 
 __all__ = ["Command", "CommandError", "EXIT_CANNOT_RUN", "EXIT_NOT_FOUND"]
 
@@ -41,9 +41,13 @@ class Command:
         self.status: Optional[int] = None
         go_read, self._go = os.pipe()
         self._errors, error_write = os.pipe2(os.O_CLOEXEC)  # closed by a successful exec
+        # Blocked across the fork, until the child has its own dispositions:
+        # a signal openat passes on at once must not reach openat's handler in the child.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, dispositions.keys())
         self.pid = os.fork()
         if self.pid == 0:  # the child: never returns
-            _child(self.argv, dispositions, go_read, self._go, self._errors, error_write)
+            _child(self.argv, dispositions, blocked, go_read, self._go, self._errors, error_write)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         os.close(go_read)
         os.close(error_write)
 
@@ -96,11 +100,12 @@ def _exit_status(status: int) -> int:
     return 128 - code if code < 0 else code
 
 
-def _child(argv: Sequence[str], dispositions: Mapping[int, object], go_read: int, go_write: int,
-           errors_read: int, error_write: int) -> None:
+def _child(argv: Sequence[str], dispositions: Mapping[int, object], mask: Iterable[int], go_read: int,
+           go_write: int, errors_read: int, error_write: int) -> None:
     try:
         for signum, inherited in dispositions.items():
             signal.signal(signum, signal.SIG_IGN if inherited == signal.SIG_IGN else signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # openat's own mask, for the command
         os.close(go_write)
         os.close(errors_read)
         if os.read(go_read, 1) == b"g":

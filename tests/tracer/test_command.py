@@ -117,3 +117,50 @@ def test_a_second_signal_stops_openat_when_the_command_ignores_the_first(tmp_pat
         assert os.path.exists(f"/proc/{shell}"), "openat leaves the command running"
     finally:
         os.kill(shell, signal.SIGKILL)
+
+
+class _FollowsNothing:
+    """The tracer's part in ``_start_command``: noting the command's pid (a map update)."""
+
+    def follow(self, pid: int) -> None:
+        pass
+
+
+@pytest.mark.parametrize("when", ["while it is released", "at once after the fork"])
+def test_a_signal_as_the_command_starts_is_passed_on(monkeypatch, when):
+    """A SIGTERM that comes while the command is being released (an exec is slow under
+    emulation), or the moment it is forked, ends the command: it is never lost with openat
+    waiting for a command nobody stopped."""
+    from openat.tracer import cli
+    from openat.tracer.command import Command
+    from openat.tracer.signals import StopSignals
+
+    hook = "release" if when == "while it is released" else "__init__"
+    original = getattr(Command, hook)
+
+    def then_signal(self, *args):
+        original(self, *args)
+        if hook == "release":
+            os.kill(os.getpid(), signal.SIGTERM)  # to openat, as `kill` would: passed on from its handler
+        else:
+            os.kill(self.pid, signal.SIGTERM)  # before the child may have set its own dispositions
+
+    monkeypatch.setattr(Command, hook, then_signal)
+    stop = StopSignals()
+    stop.install()
+    stop.note_only()
+    try:
+        try:
+            command = cli._start_command(["sleep", "60"], _FollowsNothing(), stop)
+        except cli.CommandError as error:  # the signal came before the release: CMD never ran
+            assert error.status == 128 + signal.SIGTERM
+            return
+        deadline = time.monotonic() + 30
+        while command.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if command.poll() is None:
+            command.signal(signal.SIGKILL)
+            command.wait()
+        assert command.status == 128 + signal.SIGTERM, "the signal was lost: the command ran on"
+    finally:
+        stop.restore()
