@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
-from typing import Callable, Dict
+from typing import Callable, Dict, Iterator
 
 import pytest
 
+from ..support import need_root
 from .objects import C_DIR, FIXTURE_NAMES, IN_GUEST, compile_object, fixture, toolchain_missing, write_vmlinux_h
 
 
@@ -69,3 +71,27 @@ def bpf_object(request) -> Callable[[str], Path]:
 
         return committed
     return request.getfixturevalue("compiled")
+
+
+SYS_FS_BPF = "/sys/fs/bpf"
+
+
+@pytest.fixture(scope="session")
+def bpf_fs() -> Iterator[str]:
+    """/sys/fs/bpf, a BPF filesystem for pins (libbpf's default pin root, and the loader's).
+
+    A machine without systemd (a container, a minimal VM) often has none
+    mounted there; the kernel still has the filesystem, so the session mounts
+    it, and unmounts it at the end.
+    """
+    if os.path.ismount(SYS_FS_BPF):
+        yield SYS_FS_BPF
+        return
+    need_root()
+    result = subprocess.run(["mount", "-t", "bpf", "bpf", SYS_FS_BPF], capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"{SYS_FS_BPF} is not a BPF filesystem mount, and mounting one failed: {result.stderr.strip()}")
+    try:
+        yield SYS_FS_BPF
+    finally:
+        subprocess.run(["umount", SYS_FS_BPF], check=False)

@@ -57,13 +57,11 @@ def _libbpf_load(path, directory: str) -> dict:
 
 
 @pytest.fixture
-def loadall_dir():
+def loadall_dir(bpf_fs):
     need_root()
     if shutil.which("bpftool") is None:
         pytest.skip("bpftool is not installed (Debian package bpftool; .ci/run installs it)")
-    if not os.path.ismount(BPF_FS):
-        pytest.skip(f"{BPF_FS} is not a BPF filesystem mount")
-    directory = os.path.join(BPF_FS, f"openat-differential-{os.getpid()}")
+    directory = os.path.join(bpf_fs, f"openat-differential-{os.getpid()}")
     yield directory
     shutil.rmtree(directory, ignore_errors=True)
 

@@ -31,12 +31,9 @@ def root():
 
 
 @pytest.fixture
-def pin_root(tmp_path):
+def pin_root(bpf_fs):
     """A directory in the BPF filesystem for pinned maps, removed afterwards (with what was pinned there)."""
-    base = "/sys/fs/bpf"
-    if not os.path.ismount(base):
-        pytest.skip(f"{base} is not a BPF filesystem mount")
-    path = os.path.join(base, f"openat-test-{os.getpid()}")
+    path = os.path.join(bpf_fs, f"openat-test-{os.getpid()}")
     os.makedirs(path, exist_ok=True)
     yield path
     shutil.rmtree(path, ignore_errors=True)
