@@ -93,7 +93,7 @@ def test_a_signal_to_openat_is_passed_on_to_the_command(signum):
     """Outside a terminal a signal reaches only openat: it passes it on, and ends with the command."""
     need_root()
     process = _start(["sleep", "60"])
-    time.sleep(0.5)  # sleep has exec'd
+    time.sleep(0.5)  # sleep has exec'd, or is about to: the signal reaches it either way
     process.send_signal(signum)
     assert process.wait(timeout=30) == 128 + signum
     assert "Traceback" not in process.stderr.read()
