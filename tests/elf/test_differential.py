@@ -26,7 +26,6 @@ from ..support import need_root
 
 pytestmark = [pytest.mark.both_kernels, pytest.mark.usefixtures("no_fd_leaks")]
 
-BPF_FS = "/sys/fs/bpf"
 _MAP_ID = re.compile(r"map\[id:(\d+)\]")
 
 
@@ -67,12 +66,12 @@ def loadall_dir(bpf_fs):
 
 
 @pytest.mark.parametrize("name", ["maps", "globals", "core", "subprog", "sections"])
-def test_xlated_instructions_equal_libbpf(name, bpf_object, loadall_dir):
+def test_xlated_instructions_equal_libbpf(name, bpf_object, bpf_fs, loadall_dir):
     if name == "sections" and not features.fentry(attach=False):
         pytest.skip(f"the object has fentry programs, which this kernel refuses: {features.fentry().reason}")
     path = bpf_object(name)
     spec = load_spec(path)
-    pins = [os.path.join(BPF_FS, m.name) for m in spec.maps.values() if m.pinning]
+    pins = [os.path.join(bpf_fs, m.name) for m in spec.maps.values() if m.pinning]
     try:
         theirs = _libbpf_load(path, loadall_dir)
         with spec.load() as coll:  # same pin root as libbpf's default: a pinned map is shared, as it should be
